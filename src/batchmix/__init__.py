@@ -1,0 +1,26 @@
+"""batchmix: batch-mixing data augmentation for PyTorch.
+
+CutMix, MixUp and CutOut as drop-in replacements for ``torchvision.transforms.v2.CutMix`` and
+``MixUp``, with apply probability, per-sample λ, label smoothing, uint8 support, in-place mixing
+in the DataLoader's collate function and reproducible randomness.
+"""
+
+from batchmix import functional, sampling
+from batchmix.collate import MixCollate
+from batchmix.losses import MixCrossEntropy, mix_cross_entropy
+from batchmix.transforms import CutMix, CutOut, MixParams, MixUp, RandomMix
+
+__all__ = [
+    "CutMix",
+    "CutOut",
+    "MixCollate",
+    "MixCrossEntropy",
+    "MixParams",
+    "MixUp",
+    "RandomMix",
+    "functional",
+    "mix_cross_entropy",
+    "sampling",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,290 @@
+"""Deterministic kernels: every random quantity (λ, boxes, partner index) is an argument.
+
+The transforms in :mod:`batchmix.transforms` draw their parameters with :mod:`batchmix.sampling`
+and call these kernels; tests call them with pinned parameters and compare against torchvision
+and timm. Conventions shared by all kernels:
+
+* ``images`` has the batch first and the spatial axes last: ``(B, C, H, W)``, ``(B, T, C, H, W)``
+  or any ``(B, ..., H, W)``. Any floating dtype and ``uint8`` are accepted; the output keeps the
+  dtype, device and memory format of the input.
+* ``index`` is an int64 tensor of shape ``(B,)``: sample ``i`` is mixed with ``images[index[i]]``.
+* ``lam`` is the weight of the *original* sample: a Python float (one λ for the batch) or a
+  float64 tensor of shape ``(B,)`` (one per sample).
+* A box is ``(x1, y1, x2, y2)`` in pixels, half-open: rows ``y1:y2`` and columns ``x1:x2``. One box
+  for the whole batch is a tuple of ints; one box per sample is an int64 tensor of shape ``(B, 4)``.
+* ``out=None`` allocates exactly one output tensor; ``out=images`` mixes in place; any other
+  tensor of the same shape and dtype receives the result.
+
+Papers: MixUp (Zhang et al., ICLR 2018), CutMix (Yun et al., ICCV 2019),
+CutOut (DeVries & Taylor, 2017).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Box",
+    "box_mask",
+    "cutmix",
+    "cutout",
+    "mix_labels",
+    "mixup",
+    "one_hot",
+    "smooth_labels",
+]
+
+Box = tuple[int, int, int, int]
+
+# Work on chunks of about this many elements so that temporaries stay in cache.
+_CHUNK_ELEMENTS = 1 << 18
+# Per-sample boxes are copied with one slice per sample when a sample has at least this many
+# elements; below it, one vectorised masked select over the batch is faster (see benchmarks/).
+_LOOP_MIN_ELEMENTS = 1 << 14
+
+
+def _compiling() -> bool:
+    return bool(torch.compiler.is_compiling())
+
+
+def _chunks(batch_size: int, sample_numel: int) -> list[tuple[int, int]]:
+    step = max(1, _CHUNK_ELEMENTS // max(1, sample_numel))
+    return [(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
+
+
+def _prepare_out(images: Tensor, out: Tensor | None) -> Tensor:
+    if out is None:
+        return torch.empty_like(images)
+    if out.shape != images.shape or out.dtype != images.dtype or out.device != images.device:
+        raise ValueError(
+            f"out must match images in shape, dtype and device: expected {tuple(images.shape)} "
+            f"{images.dtype} on {images.device}, got {tuple(out.shape)} {out.dtype} on {out.device}."
+        )
+    return out
+
+
+def _weights(
+    lam: float | Tensor, like: Tensor, dtype: torch.dtype
+) -> tuple[float | Tensor, float | Tensor]:
+    """The weights λ and 1−λ, computed in float64 and then cast, shaped to broadcast over ``like``."""
+    if isinstance(lam, Tensor):
+        shape = (-1,) + (1,) * (like.ndim - 1)
+        lam64 = lam.to(device=like.device, dtype=torch.float64)
+        return lam64.to(dtype).view(shape), (1.0 - lam64).to(dtype).view(shape)
+    return float(lam), 1.0 - float(lam)
+
+
+def _rows(weight: float | Tensor, start: int, stop: int) -> float | Tensor:
+    return weight[start:stop] if isinstance(weight, Tensor) else weight
+
+
+def mixup(
+    images: Tensor, index: Tensor, lam: float | Tensor, *, out: Tensor | None = None
+) -> Tensor:
+    """MixUp: ``out[i] = lam[i] · images[i] + (1 − lam[i]) · images[index[i]]``.
+
+    Floating images are combined in their own dtype with the same arithmetic as torchvision
+    (two products, then a sum), so ``index = roll`` reproduces ``v2.MixUp`` bit for bit.
+    ``uint8`` images are combined in float32 and rounded to the nearest level.
+
+    Args:
+        images: ``(B, ..., H, W)`` floating or uint8 tensor.
+        index: ``(B,)`` int64 partner indices.
+        lam: weight of the original sample, a float or a ``(B,)`` float64 tensor.
+        out: where to write the result; ``images`` itself mixes in place.
+
+    Returns:
+        The mixed batch, ``out`` when given.
+
+    Example:
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> y = mixup(x, torch.tensor([3, 0, 1, 2]), 0.7)
+        >>> torch.allclose(y[1], 0.7 * x[1] + 0.3 * x[0])
+        True
+    """
+    index = index.to(images.device)
+    if not images.is_floating_point():
+        return _mixup_integer(images, index, lam, out)
+    w, w1 = _weights(lam, images, images.dtype)
+    if out is images:
+        partner = images.index_select(0, index)
+        partner.mul_(w1)
+        return images.mul_(w).add_(partner)
+    out = _prepare_out(images, out)
+    torch.index_select(images, 0, index, out=out)
+    out.mul_(w1)
+    sample_numel = images[0].numel() if images.shape[0] else 0
+    for start, stop in _chunks(images.shape[0], sample_numel):
+        out[start:stop].add_(images[start:stop] * _rows(w, start, stop))
+    return out
+
+
+def _mixup_integer(
+    images: Tensor, index: Tensor, lam: float | Tensor, out: Tensor | None
+) -> Tensor:
+    w, w1 = _weights(lam, images, torch.float32)
+    info = torch.iinfo(images.dtype)
+    # In place, every partner must be read before its sample is overwritten.
+    source = images.index_select(0, index) if out is images else None
+    out = _prepare_out(images, out) if out is not images else images
+    sample_numel = images[0].numel() if images.shape[0] else 0
+    for start, stop in _chunks(images.shape[0], sample_numel):
+        partner = (
+            source[start:stop] if source is not None else images.index_select(0, index[start:stop])
+        )
+        mixed = images[start:stop].float().mul_(_rows(w, start, stop))
+        mixed.add_(partner.float().mul_(_rows(w1, start, stop))).round_().clamp_(info.min, info.max)
+        out[start:stop].copy_(mixed)
+    return out
+
+
+def box_mask(boxes: Tensor, height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """Boolean masks ``(n, H, W)`` that are ``True`` inside each box of ``boxes`` ``(n, 4)``."""
+    boxes = boxes.to(device)
+    rows = torch.arange(height, device=device).view(1, height, 1)
+    cols = torch.arange(width, device=device).view(1, 1, width)
+    x1, y1, x2, y2 = (boxes[:, k].view(-1, 1, 1) for k in range(4))
+    return (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+
+
+def _broadcast_mask(boxes: Tensor, images: Tensor) -> Tensor:
+    height, width = images.shape[-2:]
+    mask = box_mask(boxes, height, width, images.device)
+    return mask.view((images.shape[0],) + (1,) * (images.ndim - 3) + (height, width))
+
+
+def _use_loop(images: Tensor) -> bool:
+    return not _compiling() and images.shape[0] > 0 and images[0].numel() >= _LOOP_MIN_ELEMENTS
+
+
+def cutmix(
+    images: Tensor, index: Tensor, boxes: Box | Tensor, *, out: Tensor | None = None
+) -> Tensor:
+    """CutMix: inside the box of sample ``i``, its pixels are replaced by ``images[index[i]]``'s.
+
+    The label weight that goes with it is the share of pixels kept, ``1 − box area / (H·W)``
+    (see :func:`batchmix.sampling.box_area_fraction`).
+
+    Args:
+        images: ``(B, ..., H, W)`` tensor of any dtype.
+        index: ``(B,)`` int64 partner indices.
+        boxes: one ``(x1, y1, x2, y2)`` tuple for every sample, or a ``(B, 4)`` int64 tensor.
+        out: where to write the result; ``images`` itself mixes in place.
+
+    Returns:
+        The mixed batch, ``out`` when given.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 4, 4); x[1] = 1
+        >>> cutmix(x, torch.tensor([1, 0]), (0, 0, 2, 2))[0, 0]
+        tensor([[1., 1., 0., 0.],
+                [1., 1., 0., 0.],
+                [0., 0., 0., 0.],
+                [0., 0., 0., 0.]])
+    """
+    index = index.to(images.device)
+    inplace = out is images
+    if isinstance(boxes, tuple):
+        x1, y1, x2, y2 = boxes
+        patch = images[..., y1:y2, x1:x2].index_select(0, index)
+        target = images if inplace else _prepare_out(images, out)
+        if not inplace:
+            target.copy_(images)
+        target[..., y1:y2, x1:x2] = patch
+        return target
+    if _use_loop(images):
+        return _cutmix_loop(images, index, boxes, out)
+    partner = images.index_select(0, index)
+    target = images if inplace else _prepare_out(images, out)
+    return torch.where(_broadcast_mask(boxes, images), partner, images, out=target)
+
+
+def _cutmix_loop(images: Tensor, index: Tensor, boxes: Tensor, out: Tensor | None) -> Tensor:
+    rows = boxes.tolist()
+    partners = index.tolist()
+    if out is images:
+        # Read every patch before writing any: a partner may be overwritten earlier in the loop.
+        patches = [
+            images[j, ..., y1:y2, x1:x2].clone()
+            for j, (x1, y1, x2, y2) in zip(partners, rows, strict=True)
+        ]
+        for i, ((x1, y1, x2, y2), patch) in enumerate(zip(rows, patches, strict=True)):
+            images[i, ..., y1:y2, x1:x2] = patch
+        return images
+    out = _prepare_out(images, out)
+    out.copy_(images)
+    for i, (j, (x1, y1, x2, y2)) in enumerate(zip(partners, rows, strict=True)):
+        out[i, ..., y1:y2, x1:x2] = images[j, ..., y1:y2, x1:x2]
+    return out
+
+
+def cutout(
+    images: Tensor, boxes: Box | Tensor, value: float = 0.0, *, out: Tensor | None = None
+) -> Tensor:
+    """CutOut: fills the box of every sample with ``value``.
+
+    Args:
+        images: ``(B, ..., H, W)`` tensor of any dtype.
+        boxes: one ``(x1, y1, x2, y2)`` tuple for every sample, or a ``(B, 4)`` int64 tensor.
+        value: fill value, cast to the images' dtype.
+        out: where to write the result; ``images`` itself works in place.
+
+    Returns:
+        The batch with boxes filled, ``out`` when given.
+
+    Example:
+        >>> cutout(torch.ones(1, 1, 3, 3), (1, 1, 3, 3))[0, 0]
+        tensor([[1., 1., 1.],
+                [1., 0., 0.],
+                [1., 0., 0.]])
+    """
+    target = images if out is images else _prepare_out(images, out)
+    if isinstance(boxes, tuple):
+        if target is not images:
+            target.copy_(images)
+        x1, y1, x2, y2 = boxes
+        target[..., y1:y2, x1:x2] = value
+        return target
+    if _use_loop(images):
+        if target is not images:
+            target.copy_(images)
+        for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+            target[i, ..., y1:y2, x1:x2] = value
+        return target
+    if target is not images:
+        target.copy_(images)
+    return target.masked_fill_(_broadcast_mask(boxes, images), value)
+
+
+def one_hot(
+    labels: Tensor,
+    num_classes: int,
+    *,
+    smoothing: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Class indices ``(B,)`` to rows ``(B, K)``, optionally smoothed.
+
+    With smoothing ε, the true class gets ``1 − ε + ε/K`` and every other class ``ε/K``: the
+    targets that ``torch.nn.CrossEntropyLoss(label_smoothing=ε)`` uses, and timm's values.
+    """
+    off = smoothing / num_classes
+    on = 1.0 - smoothing + off
+    rows = torch.full((labels.shape[0], num_classes), off, dtype=dtype, device=labels.device)
+    return rows.scatter_(1, labels.long().unsqueeze(1), on)
+
+
+def smooth_labels(labels: Tensor, smoothing: float) -> Tensor:
+    """Smooths ``(B, K)`` rows as ``(1 − ε) · y + ε/K`` (a new tensor; unchanged when ε = 0)."""
+    if smoothing == 0.0:
+        return labels
+    return labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
+
+
+def mix_labels(labels: Tensor, index: Tensor, lam: float | Tensor) -> Tensor:
+    """``lam[i] · labels[i] + (1 − lam[i]) · labels[index[i]]`` for floating ``(B, K)`` rows."""
+    index = index.to(labels.device)
+    w, w1 = _weights(lam, labels, labels.dtype)
+    partner = labels.index_select(0, index).mul_(w1)
+    return partner.add_(labels * w)

@@ -1,0 +1,177 @@
+"""Random draws for the mixers: λ, partners, boxes and apply decisions.
+
+Every function here takes ``generator=`` and draws only from it (or from torch's global RNG when it
+is ``None``), on the CPU. The drawn quantities are small (one number or one row per sample) and are
+moved to the images' device by the kernels in :mod:`batchmix.functional`.
+
+Inside a :class:`~torch.utils.data.DataLoader` worker, an explicit generator is forked per worker
+(see :func:`resolve_generator`): every worker process receives a pickled copy of the same
+generator, and without the fork all workers would draw identical λ and boxes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import get_worker_info
+
+__all__ = [
+    "MODES",
+    "PARTNERS",
+    "Mode",
+    "Partner",
+    "bernoulli",
+    "beta",
+    "box_area_fraction",
+    "cutmix_boxes",
+    "cutout_boxes",
+    "partner_index",
+    "random_seed",
+    "resolve_generator",
+]
+
+Mode = Literal["batch", "sample"]
+Partner = Literal["roll", "flip", "random"]
+MODES: tuple[str, ...] = get_args(Mode)
+PARTNERS: tuple[str, ...] = get_args(Partner)
+
+_SEED_BOUND = 2**62
+# Per-process cache of forked generators: id(original) -> (worker seed, original, forked).
+_WORKER_FORKS: dict[int, tuple[int, torch.Generator, torch.Generator]] = {}
+
+
+def resolve_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """Returns the generator to draw from in this process.
+
+    Outside DataLoader workers, and for ``None`` (torch's global RNG, which the DataLoader already
+    seeds differently in each worker), this is the argument itself. Inside a worker, an explicit
+    generator is replaced by one seeded from its initial seed and the worker's seed, so workers
+    draw differently from each other while a seeded DataLoader run stays reproducible.
+    """
+    info = get_worker_info()
+    if generator is None or info is None:
+        return generator
+    cached = _WORKER_FORKS.get(id(generator))
+    if cached is not None and cached[0] == info.seed and cached[1] is generator:
+        return cached[2]
+    seed = (generator.initial_seed() * 6364136223846793005 + info.seed) % _SEED_BOUND
+    forked = torch.Generator(device=generator.device).manual_seed(seed)
+    _WORKER_FORKS[id(generator)] = (info.seed, generator, forked)
+    return forked
+
+
+def random_seed(generator: torch.Generator | None) -> int:
+    """Draws a seed for a NumPy generator from ``generator`` (or torch's global RNG)."""
+    return int(torch.randint(_SEED_BOUND, (1,), generator=generator).item())
+
+
+def beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
+    """Draws ``n`` values of Beta(alpha, alpha) as a float64 tensor of shape ``(n,)``.
+
+    torch's Beta sampler takes no generator, so the draw goes through a NumPy generator seeded
+    from ``generator``; equal torch seeds therefore still give equal λ.
+    """
+    rng = np.random.default_rng(random_seed(generator))
+    return torch.from_numpy(rng.beta(alpha, alpha, size=n))
+
+
+def bernoulli(p: float, n: int, generator: torch.Generator | None) -> Tensor:
+    """Draws ``n`` booleans that are ``True`` with probability ``p``."""
+    if p >= 1.0:
+        return torch.ones(n, dtype=torch.bool)
+    if p <= 0.0:
+        return torch.zeros(n, dtype=torch.bool)
+    return torch.rand(n, generator=generator, dtype=torch.float64) < p
+
+
+def partner_index(batch_size: int, partner: Partner, generator: torch.Generator | None) -> Tensor:
+    """Index of each sample's partner, shape ``(B,)``, dtype int64.
+
+    ``"roll"`` pairs sample i with i−1 (torchvision's ``roll(1, 0)``), ``"flip"`` with B−1−i
+    (timm's ``flip(0)``), ``"random"`` with the next sample along a random cyclic order, so that no
+    sample is paired with itself when B ≥ 2. A batch of one is paired with itself.
+    """
+    arange = torch.arange(batch_size)
+    if partner == "roll":
+        return (arange - 1) % batch_size
+    if partner == "flip":
+        return arange.flip(0)
+    order = torch.randperm(batch_size, generator=generator)
+    index = torch.empty_like(order)
+    index[order] = order.roll(-1, 0)
+    return index
+
+
+def _clip_boxes(
+    cy: Tensor, cx: Tensor, half_h: Tensor, half_w: Tensor, height: int, width: int
+) -> Tensor:
+    x1 = (cx - half_w).clamp(min=0)
+    y1 = (cy - half_h).clamp(min=0)
+    x2 = (cx + half_w).clamp(max=width)
+    y2 = (cy + half_h).clamp(max=height)
+    return torch.stack([x1, y1, x2, y2], dim=1)
+
+
+def cutmix_boxes(
+    lam: Tensor,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    box_range: tuple[float, float] | None = None,
+) -> Tensor:
+    """Boxes ``(x1, y1, x2, y2)`` of shape ``(n, 4)``, int64, one for each λ in ``lam``.
+
+    Without ``box_range``, the box centre is uniform over the pixel grid and its sides are
+    2·⌊½·√(1−λ)·H⌋ by 2·⌊½·√(1−λ)·W⌋ (torchvision's and timm's rounding), clipped to the image.
+    With ``box_range=(lo, hi)``, side lengths are drawn uniformly from
+    ``[⌊lo·H⌋, ⌊hi·H⌋]`` (and likewise for W), independently of λ, and the box is placed
+    uniformly among all positions that keep it inside the image, the last one included.
+    """
+    n = lam.shape[0]
+    if box_range is None:
+        cx = torch.randint(width, (n,), generator=generator)
+        cy = torch.randint(height, (n,), generator=generator)
+        ratio = 0.5 * torch.sqrt(1.0 - lam.to(torch.float64))
+        half_w = (ratio * width).floor().long()
+        half_h = (ratio * height).floor().long()
+        return _clip_boxes(cy, cx, half_h, half_w, height, width)
+    lo, hi = box_range
+    cut_h = _uniform_int(int(lo * height), int(hi * height), n, generator)
+    cut_w = _uniform_int(int(lo * width), int(hi * width), n, generator)
+    y1 = _uniform_int_upto(height - cut_h, generator)
+    x1 = _uniform_int_upto(width - cut_w, generator)
+    return torch.stack([x1, y1, x1 + cut_w, y1 + cut_h], dim=1)
+
+
+def _uniform_int(low: int, high: int, n: int, generator: torch.Generator | None) -> Tensor:
+    """``n`` integers uniform on ``[low, high]``, both ends included."""
+    return torch.randint(low, high + 1, (n,), generator=generator)
+
+
+def _uniform_int_upto(high: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One integer uniform on ``[0, high[i]]`` for every entry of ``high``."""
+    u = torch.rand(high.shape[0], generator=generator, dtype=torch.float64)
+    return torch.minimum((u * (high + 1).to(torch.float64)).floor().long(), high)
+
+
+def cutout_boxes(
+    n: int, size: int, height: int, width: int, generator: torch.Generator | None
+) -> Tensor:
+    """Squares of side ``size`` at uniform centres, clipped: ``(n, 4)`` boxes ``(x1, y1, x2, y2)``."""
+    cx = torch.randint(width, (n,), generator=generator)
+    cy = torch.randint(height, (n,), generator=generator)
+    x1 = cx - size // 2
+    y1 = cy - size // 2
+    boxes = torch.stack([x1, y1, x1 + size, y1 + size], dim=1)
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
+    return boxes
+
+
+def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
+    """Share of the image covered by each box, float64 of shape ``(n,)``."""
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return area.to(torch.float64) / float(height * width)

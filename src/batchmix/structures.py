@@ -1,0 +1,219 @@
+"""Finding images and labels inside the structures users pass, and putting them back.
+
+A transform is called as ``t(images, labels)``, ``t((images, labels))``, ``t([images, labels])`` or
+``t(sample)`` with ``sample`` any nesting of tuples, lists and dicts. The labels are found by a
+``labels_getter`` (torchvision's rule by default: the second item of a tuple or list, or a dict
+entry whose key is ``"labels"`` or contains ``"label"``, case-insensitive). Every other tensor leaf
+that is a plain tensor or a ``tv_tensors.Image``/``Video`` is an image batch; everything else passes
+through untouched. The output has the same structure, with the same object wherever nothing
+changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils._pytree import tree_flatten, tree_unflatten
+from torchvision import tv_tensors
+
+__all__ = [
+    "LabelsGetter",
+    "ParsedSample",
+    "default_labels_getter",
+    "parse_labels_getter",
+    "parse_sample",
+]
+
+LabelsGetter = Callable[[Any], Any]
+
+
+def default_labels_getter(sample: Any) -> Any:
+    """torchvision's heuristic: second item of a tuple/list, else a label-like dict key.
+
+    Returns ``None`` when nothing label-like is found; the caller decides whether that is an error.
+    """
+    if isinstance(sample, tuple | list):
+        if len(sample) < 2:
+            return None
+        sample = sample[1]
+    if isinstance(sample, Tensor) and not isinstance(sample, tv_tensors.TVTensor):
+        return sample
+    if not isinstance(sample, Mapping):
+        return None
+    keys = [key for key in sample if isinstance(key, str)]
+    for key in keys:
+        if key.lower() == "labels":
+            return sample[key]
+    for key in keys:
+        if "label" in key.lower():
+            return sample[key]
+    return None
+
+
+def parse_labels_getter(
+    owner: str, labels_getter: str | LabelsGetter | None
+) -> LabelsGetter | None:
+    """Validates the ``labels_getter`` argument: ``"default"``, a callable, or ``None`` (no labels)."""
+    if isinstance(labels_getter, str):
+        if labels_getter == "default":
+            return default_labels_getter
+    elif labels_getter is None or callable(labels_getter):
+        return labels_getter
+    raise ValueError(
+        f"{owner}: expected labels_getter to be 'default', a callable or None, got {labels_getter!r}."
+    )
+
+
+_UNSUPPORTED = (tv_tensors.Mask, tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)
+
+
+def _is_image(leaf: Any) -> bool:
+    if isinstance(leaf, tv_tensors.Image | tv_tensors.Video):
+        return True
+    return isinstance(leaf, Tensor) and not isinstance(leaf, tv_tensors.TVTensor)
+
+
+@dataclass
+class ParsedSample:
+    """A flattened sample: its leaves, where the images and labels sit, and how to rebuild it."""
+
+    leaves: list[Any]
+    spec: Any
+    image_positions: list[int]
+    label_position: int | None
+    top_level_tuple: bool
+
+    @property
+    def labels(self) -> Tensor | None:
+        return None if self.label_position is None else self.leaves[self.label_position]
+
+    @property
+    def images(self) -> list[Tensor]:
+        return [self.leaves[k] for k in self.image_positions]
+
+    def rebuild(self, images: list[Tensor], labels: Tensor | None) -> Any:
+        """The original structure with ``images`` and ``labels`` in place of the old ones."""
+        leaves = list(self.leaves)
+        for position, image in zip(self.image_positions, images, strict=True):
+            original = leaves[position]
+            if isinstance(original, tv_tensors.TVTensor) and not isinstance(
+                image, tv_tensors.TVTensor
+            ):
+                image = tv_tensors.wrap(image, like=original)
+            leaves[position] = image
+        if self.label_position is not None and labels is not None:
+            leaves[self.label_position] = labels
+        return tree_unflatten(leaves, self.spec)
+
+
+def parse_sample(
+    owner: str,
+    inputs: tuple[Any, ...],
+    labels_getter: LabelsGetter | None,
+    *,
+    labels_required: bool,
+) -> ParsedSample:
+    """Flattens ``inputs`` and locates labels and images, raising before anything is modified.
+
+    Args:
+        owner: name of the calling transform, for error messages.
+        inputs: the positional arguments the transform was called with.
+        labels_getter: finds the labels in the sample; ``None`` means the sample has none.
+        labels_required: whether a missing labels tensor is an error.
+    """
+    if not inputs:
+        raise TypeError(f"{owner}: expected a batch, e.g. t(images, labels), got no arguments.")
+    sample = inputs if len(inputs) > 1 else inputs[0]
+    leaves, spec = tree_flatten(sample)
+    _reject_unsupported(owner, leaves)
+
+    label_position = None
+    if labels_getter is not None and not (isinstance(sample, Tensor) and not labels_required):
+        labels = labels_getter(sample)
+        if labels is None:
+            if labels_required:
+                raise ValueError(
+                    f"{owner}: could not find the labels in the sample: expected (images, labels), "
+                    "a dict with a 'labels'-like key, or a labels_getter, "
+                    f"got {_describe(sample)}."
+                )
+        elif not isinstance(labels, Tensor):
+            raise TypeError(
+                f"{owner}: expected the labels to be a torch.Tensor, got {type(labels).__name__}."
+            )
+        else:
+            label_position = next((k for k, leaf in enumerate(leaves) if leaf is labels), None)
+            if label_position is None:
+                raise ValueError(
+                    f"{owner}: labels_getter returned a tensor that is not part of the sample."
+                )
+
+    image_positions = [
+        k for k, leaf in enumerate(leaves) if k != label_position and _is_image(leaf)
+    ]
+    if not image_positions:
+        raise ValueError(
+            f"{owner}: expected at least one image tensor in the sample, got {_describe(sample)}."
+        )
+    return ParsedSample(leaves, spec, image_positions, label_position, isinstance(sample, tuple))
+
+
+def _reject_unsupported(owner: str, leaves: list[Any]) -> None:
+    for leaf in leaves:
+        if isinstance(leaf, _UNSUPPORTED):
+            raise ValueError(
+                f"{owner}: expected image batches and labels, got a {type(leaf).__name__}; "
+                "masks, boxes and keypoints are not mixed by this transform."
+            )
+        if type(leaf).__module__.startswith("PIL."):
+            raise TypeError(
+                f"{owner}: expected batched tensors of shape (B, C, H, W), got a PIL image; "
+                "convert with torchvision.transforms.v2.functional.pil_to_tensor and batch first."
+            )
+
+
+def _describe(sample: Any) -> str:
+    if isinstance(sample, Tensor):
+        return f"a tensor of shape {tuple(sample.shape)}"
+    if isinstance(sample, Mapping):
+        return f"a dict with keys {list(sample)}"
+    if isinstance(sample, tuple | list):
+        inner = ", ".join(type(item).__name__ for item in sample)
+        return f"a {type(sample).__name__} of ({inner})"
+    return f"a {type(sample).__name__}"
+
+
+def check_images(owner: str, images: list[Tensor], batch_size: int | None) -> tuple[int, int]:
+    """Checks shapes, batch sizes and dtypes of all image batches; returns their common (H, W)."""
+    size: tuple[int, int] | None = None
+    for image in images:
+        expected_ndim = 5 if isinstance(image, tv_tensors.Video) else 4
+        if image.ndim != expected_ndim:
+            layout = "(B, T, C, H, W)" if expected_ndim == 5 else "(B, C, H, W)"
+            raise ValueError(
+                f"{owner}: expected images of shape {layout}, got {tuple(image.shape)}."
+            )
+        if batch_size is not None and image.shape[0] != batch_size:
+            raise ValueError(
+                f"{owner}: expected images and labels with the same batch size, "
+                f"got {image.shape[0]} images and {batch_size} labels."
+            )
+        if not (image.is_floating_point() or image.dtype == torch.uint8):
+            raise TypeError(f"{owner}: expected floating or uint8 images, got {image.dtype}.")
+        hw = (int(image.shape[-2]), int(image.shape[-1]))
+        if size is not None and hw != size:
+            raise ValueError(
+                f"{owner}: expected all image batches to share one size, got {size} and {hw}."
+            )
+        size = hw
+        if images[0].shape[0] != image.shape[0]:
+            raise ValueError(
+                f"{owner}: expected all image batches to share one batch size, "
+                f"got {images[0].shape[0]} and {image.shape[0]}."
+            )
+    assert size is not None  # parse_sample guarantees at least one image
+    return size

@@ -1,0 +1,593 @@
+"""The transforms users instantiate: :class:`CutMix`, :class:`MixUp`, :class:`CutOut`, :class:`RandomMix`.
+
+Each call first draws its parameters (partner index, λ, boxes) into a frozen :class:`MixParams`
+with :mod:`batchmix.sampling`, then applies the deterministic kernels of
+:mod:`batchmix.functional` with those same parameters to every image batch in the sample and to
+the labels. They accept what ``torchvision.transforms.v2.CutMix``/``MixUp`` accept and return the
+same structure, so replacing ``v2.CutMix(num_classes=K)`` with ``batchmix.CutMix(num_classes=K)``
+changes nothing else in a program.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from batchmix import functional as F
+from batchmix import sampling
+from batchmix.sampling import MODES, PARTNERS, Mode, Partner
+from batchmix.structures import LabelsGetter, check_images, parse_labels_getter, parse_sample
+
+__all__ = ["CutMix", "CutOut", "MixParams", "MixUp", "RandomMix"]
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """Everything random about one call, drawn before any tensor is touched.
+
+    Attributes:
+        index: ``(B,)`` partner of each sample (unused by CutOut).
+        lam: label weight of the original sample: a float for the batch or a ``(B,)`` float64
+            tensor per sample. For CutMix it is the exact share of pixels kept (unless
+            ``correct_lam=False``); unmixed samples have λ = 1.
+        image_lam: weight for the image kernel (MixUp only; equals ``lam`` there).
+        boxes: one box for the batch as ``(x1, y1, x2, y2)``, or ``(B, 4)`` boxes, for CutMix and
+            CutOut; unmixed samples have an empty box.
+    """
+
+    index: Tensor
+    lam: float | Tensor
+    image_lam: float | Tensor | None = None
+    boxes: F.Box | Tensor | None = None
+
+
+def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(
+            f"{owner}: expected {name} to be one of {', '.join(map(repr, choices))}, got {value!r}."
+        )
+    return str(value)
+
+
+def _check_number(
+    owner: str,
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float,
+    low_open: bool,
+    high_open: bool,
+) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = (number > low if low_open else number >= low) and (
+            number < high if high_open else number <= high
+        )
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: expected {name} in {interval}, got {value!r}.")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _check_num_classes(owner: str, num_classes: object) -> int | None:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(
+            f"{owner}: expected num_classes to be a positive int or None, got {num_classes!r}."
+        )
+    return num_classes
+
+
+def _check_generator(owner: str, generator: object) -> torch.Generator | None:
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"{owner}: expected generator to be a torch.Generator or None, got {type(generator).__name__}."
+        )
+    if generator.device.type != "cpu":
+        raise ValueError(
+            f"{owner}: expected a CPU generator (parameters are drawn on the CPU), got one on {generator.device}."
+        )
+    return generator
+
+
+class _BatchTransform(nn.Module):
+    """Shared machinery: argument checks, sample parsing, label rows, parameters, kernels."""
+
+    _labels_required = True
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None,
+        p: float,
+        label_smoothing: float,
+        inplace: bool,
+        generator: torch.Generator | None,
+        labels_getter: str | LabelsGetter | None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.num_classes = _check_num_classes(name, num_classes)
+        self.p = _check_number(name, "p", p, low=0.0, high=1.0, low_open=False, high_open=False)
+        self.label_smoothing = _check_number(
+            name,
+            "label_smoothing",
+            label_smoothing,
+            low=0.0,
+            high=1.0,
+            low_open=False,
+            high_open=True,
+        )
+        self.inplace = bool(inplace)
+        self.generator = _check_generator(name, generator)
+        self.labels_getter = labels_getter
+        self._labels_getter = parse_labels_getter(name, labels_getter)
+        #: Set to ``False`` to stop mixing (e.g. for the last epochs); labels keep their format.
+        self.enabled = True
+
+    def forward(self, *inputs: Any) -> Any:
+        """Mixes the batch: ``t(images, labels)``, ``t((images, labels))`` or ``t(sample)``."""
+        return self.mix_batch(*inputs)
+
+    def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
+        """Like calling the transform, with ``inplace`` overriding the constructor's choice.
+
+        :class:`batchmix.MixCollate` uses ``inplace=True`` on the batch it has just collated.
+        """
+        name = type(self).__name__
+        parsed = parse_sample(
+            name, inputs, self._labels_getter, labels_required=self._labels_required
+        )
+        labels = parsed.labels
+        batch_size = None if labels is None else int(labels.shape[0])
+        rows = None if labels is None else self._label_rows(labels)
+        height, width = check_images(name, parsed.images, batch_size)
+        params = None
+        if self.enabled:
+            generator = sampling.resolve_generator(self.generator)
+            params = self.make_params(int(parsed.images[0].shape[0]), height, width, generator)
+        if params is None:
+            return parsed.rebuild(parsed.images, rows)
+        use_inplace = self.inplace if inplace is None else inplace
+        images = [self._mix_images(image, params, use_inplace) for image in parsed.images]
+        if rows is not None:
+            rows = self._mix_rows(rows, params)
+        return parsed.rebuild(images, rows)
+
+    def make_params(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+    ) -> MixParams | None:
+        """Draws this call's parameters; ``None`` when nothing is mixed."""
+        raise NotImplementedError
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        raise NotImplementedError
+
+    def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
+        return F.mix_labels(rows, params.index, params.lam)
+
+    def _label_rows(self, labels: Tensor) -> Tensor:
+        """Validates labels and returns them as ``(B, K)`` floating rows, smoothed if asked."""
+        name = type(self).__name__
+        if labels.ndim == 1:
+            if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+                raise ValueError(
+                    f"{name}: expected 1-D labels to hold integer class indices, got {labels.dtype}; "
+                    "pass one-hot or soft labels as a (B, K) tensor."
+                )
+            if self.num_classes is None:
+                raise ValueError(
+                    f"{name}: expected num_classes to be set for index labels of shape "
+                    f"{tuple(labels.shape)}; pass num_classes=K or (B, K) labels."
+                )
+            if labels.numel() > 0:
+                low, high = int(labels.min()), int(labels.max())
+                if low < 0 or high >= self.num_classes:
+                    raise ValueError(
+                        f"{name}: expected class indices in [0, {self.num_classes}), "
+                        f"got values from {low} to {high}."
+                    )
+            return F.one_hot(labels, self.num_classes, smoothing=self.label_smoothing)
+        if labels.ndim == 2:
+            if self.num_classes is not None and labels.shape[1] != self.num_classes:
+                raise ValueError(
+                    f"{name}: expected 2-D labels of shape (B, {self.num_classes}), "
+                    f"got {tuple(labels.shape)}."
+                )
+            rows = labels if labels.is_floating_point() else labels.to(torch.float32)
+            return F.smooth_labels(rows, self.label_smoothing)
+        raise ValueError(
+            f"{name}: expected labels of shape (B,) with class indices or (B, K) with "
+            f"probabilities, got {tuple(labels.shape)}."
+        )
+
+    def _draw_applied(self, count: int, generator: torch.Generator | None) -> Tensor:
+        return sampling.bernoulli(self.p, count, generator)
+
+
+class _PairMixer(_BatchTransform):
+    """Base for transforms that mix each sample with a partner (MixUp, CutMix)."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None,
+        alpha: float,
+        p: float,
+        mode: Mode,
+        partner: Partner,
+        label_smoothing: float,
+        inplace: bool,
+        generator: torch.Generator | None,
+        labels_getter: str | LabelsGetter | None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            p=p,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        name = type(self).__name__
+        self.alpha = _check_number(
+            name, "alpha", alpha, low=0.0, high=math.inf, low_open=True, high_open=True
+        )
+        self.mode: Mode = _check_choice(name, "mode", mode, MODES)  # type: ignore[assignment]
+        self.partner: Partner = _check_choice(name, "partner", partner, PARTNERS)  # type: ignore[assignment]
+
+    def extra_repr(self) -> str:
+        return (
+            f"num_classes={self.num_classes}, alpha={self.alpha}, p={self.p}, mode={self.mode!r}, "
+            f"partner={self.partner!r}, label_smoothing={self.label_smoothing}, inplace={self.inplace}"
+        )
+
+    def _draw_lam(
+        self, batch_size: int, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor] | None:
+        """Apply decisions and λ: ``(applied, lam)`` of length 1 (batch mode) or B, or ``None``."""
+        count = 1 if self.mode == "batch" else batch_size
+        applied = self._draw_applied(count, generator)
+        if not bool(applied.any()):
+            return None
+        lam = sampling.beta(self.alpha, count, generator)
+        return applied, torch.where(applied, lam, torch.ones_like(lam))
+
+
+class MixUp(_PairMixer):
+    """MixUp (Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018).
+
+    Each sample becomes ``λ·x_i + (1−λ)·x_partner`` and its label ``λ·y_i + (1−λ)·y_partner``,
+    with λ ~ Beta(α, α) the weight of the original sample.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        alpha: Beta distribution parameter, > 0.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one λ per call, ``"sample"`` one per sample.
+        partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> mixup = MixUp(num_classes=10)
+        >>> images, labels = mixup(torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+        >>> labels.shape
+        torch.Size([8, 10])
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        alpha: float = 1.0,
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+
+    def make_params(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+    ) -> MixParams | None:
+        drawn = self._draw_lam(batch_size, generator)
+        if drawn is None:
+            return None
+        lam: float | Tensor = drawn[1] if self.mode == "sample" else float(drawn[1][0])
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        return MixParams(index=index, lam=lam, image_lam=lam)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        assert params.image_lam is not None
+        return F.mixup(images, params.index, params.image_lam, out=images if inplace else None)
+
+
+class CutMix(_PairMixer):
+    """CutMix (Yun et al., "CutMix: Regularization Strategy to Train Strong Classifiers with
+    Localizable Features", ICCV 2019).
+
+    A box of sides √(1−λ)·H by √(1−λ)·W, centred uniformly over the image and clipped to it, is
+    replaced by the partner's pixels. The label weight is the exact share of pixels kept,
+    ``1 − box area / (H·W)``, unless ``correct_lam=False``.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        alpha: Beta distribution parameter, > 0.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
+        partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        correct_lam: weight labels by the clipped box's pixel share (the paper's rule).
+        box_range: ``(lo, hi)`` fractions of the image side; when given, box sides are drawn
+            uniformly in that range instead of from λ (timm's ``cutmix_minmax``), and the label
+            weight is always the pixel share.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> cutmix = CutMix(num_classes=10, mode="sample")
+        >>> images, labels = cutmix(torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,)))
+        >>> bool(torch.allclose(labels.sum(1), torch.ones(8)))
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        alpha: float = 1.0,
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        correct_lam: bool = True,
+        box_range: tuple[float, float] | None = None,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        self.correct_lam = bool(correct_lam)
+        self.box_range = self._check_box_range(box_range)
+
+    def _check_box_range(self, box_range: object) -> tuple[float, float] | None:
+        if box_range is None:
+            return None
+        if isinstance(box_range, tuple | list) and len(box_range) == 2:
+            lo, hi = box_range[0], box_range[1]
+            if isinstance(lo, int | float) and isinstance(hi, int | float) and 0.0 < lo <= hi <= 1.0:
+                return float(lo), float(hi)
+        raise ValueError(
+            f"CutMix: expected box_range to be (lo, hi) with 0 < lo <= hi <= 1, got {box_range!r}."
+        )
+
+    def make_params(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+    ) -> MixParams | None:
+        drawn = self._draw_lam(batch_size, generator)
+        if drawn is None:
+            return None
+        applied, lam = drawn
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        boxes = sampling.cutmix_boxes(lam, height, width, generator, self.box_range)
+        boxes[~applied] = 0
+        if self.correct_lam or self.box_range is not None:
+            lam = 1.0 - sampling.box_area_fraction(boxes, height, width)
+        if self.mode == "batch":
+            x1, y1, x2, y2 = (int(v) for v in boxes[0])
+            return MixParams(index=index, lam=float(lam[0]), boxes=(x1, y1, x2, y2))
+        return MixParams(index=index, lam=lam, boxes=boxes)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        assert params.boxes is not None
+        return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, correct_lam={self.correct_lam}, box_range={self.box_range}"
+
+
+class CutOut(_BatchTransform):
+    """CutOut (DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
+    Cutout", 2017): one square per sample, centred uniformly and clipped, is filled with ``value``.
+
+    Labels are unchanged. When ``num_classes`` is given, index labels come back as ``(B, K)``
+    float rows (smoothed if asked), the format of :class:`CutMix` and :class:`MixUp`, so CutOut
+    can sit beside them in a :class:`RandomMix`. It can also be called on images alone.
+
+    Args:
+        size: side of the square in pixels (16 for CIFAR-10 in the paper).
+        value: fill value.
+        num_classes: number of classes; when set, index labels become ``(B, K)`` rows.
+        p: probability that each sample gets a square.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)`` for the output rows.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule), a callable, or ``None`` (no labels).
+
+    Example:
+        >>> images = CutOut(size=8)(torch.rand(4, 3, 32, 32))
+        >>> images.shape
+        torch.Size([4, 3, 32, 32])
+    """
+
+    _labels_required = False
+
+    def __init__(
+        self,
+        *,
+        size: int = 16,
+        value: float = 0.0,
+        num_classes: int | None = None,
+        p: float = 1.0,
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            p=p,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"CutOut: expected size to be a positive int (pixels), got {size!r}.")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"CutOut: expected value to be a number, got {value!r}.")
+        self.size = size
+        self.value = float(value)
+
+    def _label_rows(self, labels: Tensor) -> Tensor:
+        if labels.ndim == 1 and self.num_classes is None and self.label_smoothing == 0.0:
+            return labels
+        return super()._label_rows(labels)
+
+    def make_params(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+    ) -> MixParams | None:
+        applied = self._draw_applied(batch_size, generator)
+        if not bool(applied.any()):
+            return None
+        boxes = sampling.cutout_boxes(batch_size, self.size, height, width, generator)
+        boxes[~applied] = 0
+        return MixParams(index=torch.arange(batch_size), lam=1.0, boxes=boxes)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        assert params.boxes is not None
+        return F.cutout(images, params.boxes, self.value, out=images if inplace else None)
+
+    def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
+        return rows
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, value={self.value}, num_classes={self.num_classes}, p={self.p}"
+
+
+class RandomMix(nn.Module):
+    """Applies one of ``transforms`` per call, chosen with weights ``p`` (uniform by default).
+
+    ``RandomMix([MixUp(...), CutMix(...)], p=[0.5, 0.5])`` is timm's MixUp-or-CutMix with
+    ``switch_prob=0.5``. Setting :attr:`enabled` switches mixing off (or on) in every member.
+
+    Args:
+        transforms: the candidates; batchmix transforms or any callables taking the batch.
+        p: non-negative weights, one per transform; normalised to sum to one.
+        generator: CPU generator for the choice; torch's global RNG when ``None``.
+
+    Example:
+        >>> mix = RandomMix([MixUp(num_classes=10), CutMix(num_classes=10)], p=[0.2, 0.8])
+        >>> _, labels = mix(torch.rand(4, 3, 16, 16), torch.randint(0, 10, (4,)))
+        >>> labels.shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[Callable[..., Any]],
+        p: Sequence[float] | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        if (
+            isinstance(transforms, nn.Module)
+            or not isinstance(transforms, Sequence)
+            or not transforms
+        ):
+            raise ValueError(
+                f"RandomMix: expected a non-empty list of transforms, got {transforms!r}."
+            )
+        for transform in transforms:
+            if not callable(transform):
+                raise TypeError(
+                    f"RandomMix: expected callable transforms, got {type(transform).__name__}."
+                )
+        weights = [1.0] * len(transforms) if p is None else list(p)
+        if len(weights) != len(transforms):
+            raise ValueError(
+                f"RandomMix: expected one weight per transform ({len(transforms)}), got {len(weights)}."
+            )
+        if (
+            any(
+                not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0 for w in weights
+            )
+            or sum(weights) <= 0
+        ):
+            raise ValueError(
+                f"RandomMix: expected non-negative weights with a positive sum, got {list(weights)!r}."
+            )
+        modules = [t for t in transforms if isinstance(t, nn.Module)]
+        self.members = nn.ModuleList(modules)
+        self.transforms = list(transforms)
+        total = float(sum(weights))
+        self.p = [float(w) / total for w in weights]
+        self.generator = _check_generator("RandomMix", generator)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any member still mixes; setting it sets every member that has the switch."""
+        return any(getattr(t, "enabled", True) for t in self.transforms)
+
+    @enabled.setter
+    def enabled(self, value: bool) -> None:
+        for transform in self.transforms:
+            if hasattr(transform, "enabled"):
+                transform.enabled = bool(value)
+
+    def forward(self, *inputs: Any) -> Any:
+        """Applies the chosen transform to the batch."""
+        return self.mix_batch(*inputs)
+
+    def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
+        """Like calling it, with ``inplace`` passed on to batchmix members."""
+        generator = sampling.resolve_generator(self.generator)
+        choice = int(
+            torch.multinomial(torch.tensor(self.p, dtype=torch.float64), 1, generator=generator)
+        )
+        transform = self.transforms[choice]
+        mix = getattr(transform, "mix_batch", None)
+        if mix is not None:
+            return mix(*inputs, inplace=inplace)
+        return transform(*inputs)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
