@@ -40,6 +40,8 @@ def default_labels_getter(sample: Any) -> Any:
         if len(sample) < 2:
             return None
         sample = sample[1]
+        if not isinstance(sample, Mapping):
+            return sample  # the second item is the labels, whatever its type
     if isinstance(sample, Tensor) and not isinstance(sample, tv_tensors.TVTensor):
         return sample
     if not isinstance(sample, Mapping):
@@ -132,8 +134,9 @@ def parse_sample(
     _reject_unsupported(owner, leaves)
 
     label_position = None
-    if labels_getter is not None and not (isinstance(sample, Tensor) and not labels_required):
-        labels = labels_getter(sample)
+    bare_tensor = isinstance(sample, Tensor)
+    if labels_getter is not None and not (bare_tensor and not labels_required):
+        labels = None if bare_tensor else labels_getter(sample)
         if labels is None:
             if labels_required:
                 raise ValueError(

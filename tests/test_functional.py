@@ -1,0 +1,166 @@
+"""The deterministic kernels, with pinned parameters."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchmix import functional as F
+from batchmix import sampling
+
+# Tolerance of a kernel's result against the float64 formula, per dtype.
+TOLERANCE = {
+    torch.float64: dict(rtol=1e-12, atol=1e-12),
+    torch.float32: dict(rtol=1e-6, atol=1e-6),
+    torch.float16: dict(rtol=1e-2, atol=2e-3),
+    torch.bfloat16: dict(rtol=2e-2, atol=1e-2),
+}
+
+
+def _random_index(batch_size: int, seed: int) -> torch.Tensor:
+    return sampling.partner_index(batch_size, "random", torch.Generator().manual_seed(seed))
+
+
+def _reference_mixup(images: torch.Tensor, index: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
+    x = images.double()
+    w = lam.view(-1, *[1] * (x.ndim - 1)) if isinstance(lam, torch.Tensor) else lam
+    return w * x + (1 - w) * x[index]
+
+
+class TestMixUp:
+    @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=str)
+    @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "sample"])
+    @pytest.mark.parametrize("target", ["new", "inplace", "out"])
+    def test_equals_formula(self, dtype: torch.dtype, per_sample: bool, target: str, device: str) -> None:
+        images = torch.rand(5, 3, 7, 9, device=device).to(dtype)
+        index = _random_index(5, 0)
+        lam = torch.rand(5, dtype=torch.float64) if per_sample else 0.3
+        expected = _reference_mixup(images, index.to(device), lam.to(device) if per_sample else lam)
+        work = images.clone()
+        out = {"new": None, "inplace": work, "out": torch.empty_like(images)}[target]
+        result = F.mixup(work, index, lam, out=out)
+        if out is not None:
+            assert result.data_ptr() == out.data_ptr()
+        assert result.dtype == dtype
+        torch.testing.assert_close(result.double(), expected, **TOLERANCE[dtype])
+
+    @pytest.mark.parametrize("inplace", [False, True])
+    def test_uint8_rounds_to_nearest(self, inplace: bool) -> None:
+        images = torch.randint(0, 256, (6, 3, 5, 5), dtype=torch.uint8)
+        index = _random_index(6, 1)
+        lam = torch.rand(6, dtype=torch.float64)
+        expected = _reference_mixup(images, index, lam)
+        work = images.clone()
+        result = F.mixup(work, index, lam, out=work if inplace else None)
+        assert result.dtype == torch.uint8
+        assert (result.double() - expected).abs().max() <= 0.5 + 1e-4
+        assert inplace == (result.data_ptr() == work.data_ptr())
+
+    def test_large_batch_uses_chunks(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 64)
+        images = torch.rand(9, 2, 4, 4)
+        index = _random_index(9, 2)
+        lam = torch.rand(9, dtype=torch.float64)
+        torch.testing.assert_close(F.mixup(images, index, lam).double(), _reference_mixup(images, index, lam))
+
+    def test_out_with_wrong_shape(self) -> None:
+        with pytest.raises(ValueError, match="out must match images"):
+            F.mixup(torch.rand(2, 1, 3, 3), torch.tensor([1, 0]), 0.5, out=torch.empty(2, 1, 3, 4))
+
+
+def _origin_check(images: torch.Tensor, mixed: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor) -> None:
+    """Every pixel equals the sample's own inside-out, the partner's inside the box."""
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+        expected = images[i].clone()
+        expected[..., y1:y2, x1:x2] = images[index[i], ..., y1:y2, x1:x2]
+        assert torch.equal(mixed[i], expected)
+
+
+class TestCutMix:
+    @given(
+        batch=st.integers(1, 6),
+        height=st.integers(1, 12),
+        width=st.integers(1, 12),
+        seed=st.integers(0, 2**16),
+        per_sample=st.booleans(),
+        inplace=st.booleans(),
+        loop=st.booleans(),
+    )
+    def test_pixels_come_from_sample_or_partner(
+        self, batch: int, height: int, width: int, seed: int, per_sample: bool, inplace: bool, loop: bool
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        images = torch.rand(batch, 2, height, width, generator=g)
+        index = sampling.partner_index(batch, "random", g)
+        lam = sampling.beta(1.0, batch if per_sample else 1, g)
+        boxes = sampling.cutmix_boxes(lam, height, width, g)
+        boxes = boxes if per_sample else boxes.expand(batch, 4)
+        arg: F.Box | torch.Tensor = boxes if per_sample else tuple(int(v) for v in boxes[0])  # type: ignore[assignment]
+        work = images.clone()
+        old = F._LOOP_MIN_ELEMENTS
+        F._LOOP_MIN_ELEMENTS = 0 if loop else 1 << 40
+        try:
+            mixed = F.cutmix(work, index, arg, out=work if inplace else None)
+        finally:
+            F._LOOP_MIN_ELEMENTS = old
+        _origin_check(images, mixed, index, boxes)
+        assert inplace == (mixed.data_ptr() == work.data_ptr())
+
+    def test_compile_without_graph_breaks(self) -> None:
+        torch._dynamo.reset()
+
+        def step(x: torch.Tensor, index: torch.Tensor, lam: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return (
+                F.mixup(x, index, lam),
+                F.mixup(x, index, 0.25),
+                F.cutmix(x, index, boxes),
+                F.cutmix(x, index, (1, 2, 5, 6)),
+                F.cutout(x, boxes, 0.5),
+                F.mix_labels(F.one_hot(index, 4, smoothing=0.1), index, lam),
+            )
+
+        compiled = torch.compile(step, fullgraph=True, backend="eager")
+        x = torch.rand(4, 3, 8, 8)
+        index = torch.tensor([3, 0, 1, 2])
+        lam = torch.rand(4, dtype=torch.float64)
+        boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])
+        for got, want in zip(compiled(x, index, lam, boxes), step(x, index, lam, boxes), strict=True):
+            torch.testing.assert_close(got, want)
+
+
+class TestCutOut:
+    @pytest.mark.parametrize("loop", [False, True])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    def test_fills_boxes_only(self, loop: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(F, "_LOOP_MIN_ELEMENTS", 0 if loop else 1 << 40)
+        images = torch.randint(1, 200, (3, 2, 6, 6)).to(dtype)
+        boxes = torch.tensor([[0, 0, 2, 2], [1, 2, 6, 6], [0, 0, 0, 0]])
+        result = F.cutout(images, boxes, 7)
+        for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+            expected = images[i].clone()
+            expected[..., y1:y2, x1:x2] = 7
+            assert torch.equal(result[i], expected)
+
+
+class TestLabels:
+    @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+    def test_one_hot_matches_cross_entropy_smoothing(self, smoothing: float) -> None:
+        logits = torch.randn(6, 5, dtype=torch.float64)
+        labels = torch.randint(0, 5, (6,))
+        rows = F.one_hot(labels, 5, smoothing=smoothing, dtype=torch.float64)
+        torch.testing.assert_close(rows.sum(1), torch.ones(6, dtype=torch.float64))
+        ours = torch.nn.functional.cross_entropy(logits, rows)
+        theirs = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+        torch.testing.assert_close(ours, theirs)
+
+    def test_smooth_labels_matches_one_hot(self) -> None:
+        labels = torch.randint(0, 7, (4,))
+        plain = F.one_hot(labels, 7)
+        torch.testing.assert_close(F.smooth_labels(plain, 0.2), F.one_hot(labels, 7, smoothing=0.2))
+
+    def test_box_mask(self) -> None:
+        mask = F.box_mask(torch.tensor([[1, 0, 3, 2]]), 3, 4)
+        expected = torch.tensor([[[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]], dtype=torch.bool)
+        assert torch.equal(mask, expected)

@@ -1,0 +1,590 @@
+"""The transforms users instantiate: semantics, structures, label forms, randomness, errors."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+import batchmix
+from batchmix import MixParams, sampling
+from batchmix.transforms import _BatchTransform
+
+K = 10
+TRANSFORMS: dict[str, Callable[..., _BatchTransform]] = {
+    "cutmix": batchmix.CutMix,
+    "mixup": batchmix.MixUp,
+    "cutout": batchmix.CutOut,
+}
+PAIR_MIXERS = {k: v for k, v in TRANSFORMS.items() if k != "cutout"}
+
+
+def _batch(batch_size: int = 6, size: int = 16, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch_size, 3, size, size, generator=g)
+    if dtype == torch.uint8:
+        images = (images * 255).round().to(torch.uint8)
+    else:
+        images = images.to(dtype)
+    return images, torch.randint(0, K, (batch_size,), generator=g)
+
+
+def _params_of(transform: _BatchTransform, seed: int, images: torch.Tensor) -> MixParams | None:
+    """The parameters a call with generator seed ``seed`` draws (the draw order is fixed)."""
+    return transform.make_params(images.shape[0], images.shape[-2], images.shape[-1], torch.Generator().manual_seed(seed))
+
+
+def _seeded(factory: Callable[..., _BatchTransform], seed: int, **kwargs: Any) -> _BatchTransform:
+    return factory(num_classes=K, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def _partner_share(images: torch.Tensor, mixed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Per sample, the share of pixels taken from the partner (checking each pixel's origin)."""
+    own = (mixed == images).all(dim=1)
+    theirs = (mixed == images[index]).all(dim=1)
+    assert bool((own | theirs).all()), "a pixel came from neither the sample nor its partner"
+    return (theirs & ~own).flatten(1).double().mean(1)
+
+
+class TestCutMix:
+    @given(
+        batch=st.integers(1, 7),
+        size=st.integers(2, 20),
+        seed=st.integers(0, 10**6),
+        mode=st.sampled_from(["batch", "sample"]),
+        partner=st.sampled_from(["roll", "flip", "random"]),
+        alpha=st.sampled_from([0.2, 1.0, 3.0]),
+    )
+    def test_partner_pixel_share_equals_label_weight(
+        self, batch: int, size: int, seed: int, mode: str, partner: str, alpha: float
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        # Distinct pixel values, so that each output pixel's origin is unambiguous.
+        images = torch.randperm(batch * 3 * size * size, generator=g).float().view(batch, 3, size, size)
+        labels = torch.arange(batch) % K
+        transform = _seeded(batchmix.CutMix, seed, mode=mode, partner=partner, alpha=alpha)
+        mixed, rows = transform(images, labels)
+        params = _params_of(transform, seed, images)
+        assert params is not None
+        share = _partner_share(images, mixed, params.index)
+        lam = params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        self_paired = params.index == torch.arange(batch)
+        torch.testing.assert_close(share[~self_paired], 1 - lam[~self_paired].double())
+        torch.testing.assert_close(rows.sum(1), torch.ones(batch))
+        # The label weight of the partner's class is its pixel share.
+        expected = torch.zeros(batch, K, dtype=torch.float64)
+        expected[torch.arange(batch), labels] += lam
+        expected[torch.arange(batch), labels[params.index]] += 1 - lam
+        torch.testing.assert_close(rows.double(), expected, rtol=0, atol=1e-6)
+
+    def test_correct_lam_false_keeps_drawn_lambda(self) -> None:
+        images, labels = _batch(8, 8)
+        seed = 3
+        transform = _seeded(batchmix.CutMix, seed, correct_lam=False, mode="sample")
+        _, rows = transform(images, labels)
+        g = torch.Generator().manual_seed(seed)
+        sampling.bernoulli(1.0, 8, g)
+        drawn = sampling.beta(1.0, 8, g)
+        params = _params_of(transform, seed, images)
+        assert params is not None
+        torch.testing.assert_close(params.lam, drawn)
+
+    def test_box_range_sizes(self) -> None:
+        images, labels = _batch(64, 20)
+        transform = _seeded(batchmix.CutMix, 0, mode="sample", box_range=(0.25, 0.5))
+        params = _params_of(transform, 0, images)
+        assert params is not None and isinstance(params.boxes, torch.Tensor)
+        widths = params.boxes[:, 2] - params.boxes[:, 0]
+        heights = params.boxes[:, 3] - params.boxes[:, 1]
+        assert int(widths.min()) >= 5 and int(widths.max()) <= 10
+        assert int(heights.min()) >= 5 and int(heights.max()) <= 10
+        assert int(params.boxes[:, 2].max()) <= 20 and int(params.boxes[:, 0].min()) >= 0
+
+    def test_box_range_reaches_last_position(self) -> None:
+        # Boxes of side 2 in a 4-pixel image have 3 positions; the last one must be reachable.
+        lam = torch.ones(4000, dtype=torch.float64)
+        boxes = sampling.cutmix_boxes(lam, 4, 4, torch.Generator().manual_seed(0), box_range=(0.5, 0.5))
+        assert set(boxes[:, 0].tolist()) == {0, 1, 2}
+
+    def test_box_side_follows_lambda(self) -> None:
+        lam = torch.full((2000,), 0.75, dtype=torch.float64)
+        boxes = sampling.cutmix_boxes(lam, 32, 32, torch.Generator().manual_seed(0))
+        widths = boxes[:, 2] - boxes[:, 0]
+        # Unclipped boxes have side 2·⌊½·√(1−λ)·32⌋ = 16; clipped ones are smaller.
+        assert int(widths.max()) == 16
+        centres = (boxes[:, 0] + boxes[:, 2]) // 2
+        assert int(centres.min()) <= 4 and int(centres.max()) >= 27
+
+
+class TestMixUp:
+    @given(
+        batch=st.integers(1, 7),
+        seed=st.integers(0, 10**6),
+        mode=st.sampled_from(["batch", "sample"]),
+        partner=st.sampled_from(["roll", "flip", "random"]),
+    )
+    def test_output_is_lerp_of_pair(self, batch: int, seed: int, mode: str, partner: str) -> None:
+        images, labels = _batch(batch, 5, seed, torch.float64)
+        transform = _seeded(batchmix.MixUp, seed, mode=mode, partner=partner)
+        mixed, rows = transform(images, labels)
+        params = _params_of(transform, seed, images)
+        assert params is not None
+        lam = params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        w = lam.view(-1, 1, 1, 1)
+        torch.testing.assert_close(mixed, w * images + (1 - w) * images[params.index])
+        one_hot = torch.nn.functional.one_hot(labels, K).double()
+        torch.testing.assert_close(rows.double(), lam.view(-1, 1) * one_hot + (1 - lam.view(-1, 1)) * one_hot[params.index])
+        torch.testing.assert_close(rows.sum(1), torch.ones(batch))
+
+    def test_uint8_within_one_level_of_float(self) -> None:
+        images, labels = _batch(7, 12, 0, torch.uint8)
+        mixed_u8, _ = _seeded(batchmix.MixUp, 5, mode="sample")(images, labels)
+        mixed_f, _ = _seeded(batchmix.MixUp, 5, mode="sample")(images.float(), labels)
+        assert mixed_u8.dtype == torch.uint8
+        assert float((mixed_u8.float() - mixed_f).abs().max()) <= 1.0
+
+    @pytest.mark.parametrize("alpha", [0.4, 1.0, 2.0])
+    def test_lambda_follows_beta(self, alpha: float) -> None:
+        transform = _seeded(batchmix.MixUp, 0, alpha=alpha, mode="sample")
+        params = _params_of(transform, 0, torch.empty(4000, 1, 1, 1))
+        assert params is not None and isinstance(params.lam, torch.Tensor)
+        result = stats.kstest(params.lam.numpy(), stats.beta(alpha, alpha).cdf)
+        assert result.pvalue > 0.01, result
+
+    def test_lambda_histogram_of_calls_follows_beta(self) -> None:
+        transform = _seeded(batchmix.MixUp, 11, alpha=0.5)
+        images = torch.zeros(2, 1, 1, 1, dtype=torch.float64)
+        images[1] = 1.0
+        draws = []
+        for _ in range(1500):
+            mixed, _ = transform(images, torch.tensor([0, 1]))
+            draws.append(float(mixed[1, 0, 0, 0]))  # = λ·1 + (1−λ)·0
+        assert stats.kstest(draws, stats.beta(0.5, 0.5).cdf).pvalue > 0.01
+
+
+@pytest.mark.parametrize("name", list(PAIR_MIXERS))
+class TestPairMixers:
+    def test_per_sample_mode_draws_different_lambdas(self, name: str) -> None:
+        images, labels = _batch(16, 32)
+        params = _params_of(_seeded(PAIR_MIXERS[name], 0, mode="sample"), 0, images)
+        assert params is not None and isinstance(params.lam, torch.Tensor)
+        assert params.lam.unique().numel() > 8
+
+    def test_batch_mode_draws_one_lambda(self, name: str) -> None:
+        images, labels = _batch(16, 32)
+        _, rows = _seeded(PAIR_MIXERS[name], 0)(images, labels)
+        top = rows.max(1).values
+        assert torch.allclose(top[labels != labels.roll(1)], top[labels != labels.roll(1)][0])
+
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    def test_p_zero_changes_no_pixel(self, name: str, mode: str) -> None:
+        images, labels = _batch()
+        mixed, rows = _seeded(PAIR_MIXERS[name], 0, p=0.0, mode=mode)(images, labels)
+        assert torch.equal(mixed, images)
+        assert torch.equal(rows, torch.nn.functional.one_hot(labels, K).float())
+
+    def test_per_sample_probability(self, name: str) -> None:
+        images = torch.empty(4000, 1, 64, 64)  # large enough that a drawn box is never empty
+        params = _params_of(_seeded(PAIR_MIXERS[name], 1, p=0.3, mode="sample"), 1, images)
+        assert params is not None and isinstance(params.lam, torch.Tensor)
+        mixed_share = float((params.lam < 1).double().mean())
+        assert 0.27 < mixed_share < 0.33
+
+    def test_batch_probability(self, name: str) -> None:
+        transform = _seeded(PAIR_MIXERS[name], 2, p=0.25)
+        images, labels = _batch(4, 8)
+        mixed_calls = sum(not torch.equal(transform(images, labels)[0], images) for _ in range(400))
+        assert 70 < mixed_calls < 130
+
+    @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
+    def test_partners(self, name: str, partner: str) -> None:
+        index = sampling.partner_index(7, partner, torch.Generator().manual_seed(0))  # type: ignore[arg-type]
+        assert sorted(index.tolist()) == list(range(7))
+        assert bool((index != torch.arange(7)).all()) or partner == "flip"
+        if partner == "roll":
+            assert index.tolist() == [6, 0, 1, 2, 3, 4, 5]
+        if partner == "flip":
+            assert index.tolist() == [6, 5, 4, 3, 2, 1, 0]
+
+    def test_smoothed_labels(self, name: str) -> None:
+        images, labels = _batch()
+        _, rows = _seeded(PAIR_MIXERS[name], 0, p=0.0, label_smoothing=0.1)(images, labels)
+        logits = torch.randn(6, K)
+        torch.testing.assert_close(
+            torch.nn.functional.cross_entropy(logits, rows),
+            torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1),
+        )
+
+    def test_soft_and_multi_label_rows_mixed_as_given(self, name: str) -> None:
+        images, _ = _batch(6)
+        multi = (torch.rand(6, K) > 0.5).float()
+        for labels in (multi, torch.softmax(torch.randn(6, K), 1).double()):
+            transform = PAIR_MIXERS[name](generator=torch.Generator().manual_seed(4))  # num_classes optional
+            _, rows = transform(images, labels)
+            params = _params_of(transform, 4, images)
+            assert params is not None
+            lam = torch.as_tensor(params.lam, dtype=torch.float64).reshape(-1, 1)
+            assert rows.dtype == labels.dtype
+            torch.testing.assert_close(rows.double(), lam * labels.double() + (1 - lam) * labels.double()[params.index])
+
+    def test_integer_one_hot_rows_become_float(self, name: str) -> None:
+        images, labels = _batch(6)
+        _, rows = PAIR_MIXERS[name](num_classes=K)(images, torch.nn.functional.one_hot(labels, K))
+        assert rows.dtype == torch.float32
+        torch.testing.assert_close(rows.sum(1), torch.ones(6))
+
+    def test_disabled_keeps_images_and_label_format(self, name: str) -> None:
+        transform = PAIR_MIXERS[name](num_classes=K)
+        transform.enabled = False
+        images, labels = _batch()
+        mixed, rows = transform(images, labels)
+        assert mixed is images
+        assert torch.equal(rows, torch.nn.functional.one_hot(labels, K).float())
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+class TestCommon:
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str)
+    def test_never_mutates_input(self, name: str, mode: str, dtype: torch.dtype) -> None:
+        images, labels = _batch(5, 24, dtype=dtype)
+        before = images.clone(), labels.clone()
+        versions = images._version, labels._version
+        kwargs = {} if name == "cutout" else {"mode": mode}
+        mixed, rows = _seeded(TRANSFORMS[name], 0, **kwargs)(images, labels)
+        assert (images._version, labels._version) == versions
+        assert torch.equal(images, before[0]) and torch.equal(labels, before[1])
+        assert mixed.dtype == dtype and mixed.shape == images.shape
+        assert rows.shape == (5, K) and rows.dtype == torch.float32
+        assert not torch.equal(mixed, images)
+
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    def test_inplace_reuses_memory(self, name: str, mode: str) -> None:
+        images, labels = _batch(5, 24)
+        kwargs = {} if name == "cutout" else {"mode": mode}
+        expected, expected_rows = _seeded(TRANSFORMS[name], 3, **kwargs)(images, labels)
+        work = images.clone()
+        mixed, rows = _seeded(TRANSFORMS[name], 3, inplace=True, **kwargs)(work, labels)
+        assert mixed.data_ptr() == work.data_ptr()
+        assert torch.equal(mixed, expected) and torch.equal(rows, expected_rows)
+
+    @pytest.mark.parametrize("batch_size", [1, 2, 3, 7])
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
+    def test_odd_and_tiny_batches(self, name: str, batch_size: int, mode: str, partner: str) -> None:
+        images, labels = _batch(batch_size, 8)
+        kwargs = {} if name == "cutout" else {"mode": mode, "partner": partner}
+        mixed, rows = _seeded(TRANSFORMS[name], 0, **kwargs)(images, labels)
+        assert mixed.shape == images.shape and rows.shape == (batch_size, K)
+        torch.testing.assert_close(rows.sum(1), torch.ones(batch_size))
+
+    def test_channels_last_dtype_device_kept(self, name: str, device: str) -> None:
+        images, labels = _batch(4, 16)
+        images = images.to(device).contiguous(memory_format=torch.channels_last)
+        mixed, rows = TRANSFORMS[name](num_classes=K)(images, labels.to(device))
+        assert mixed.is_contiguous(memory_format=torch.channels_last)
+        assert mixed.device == images.device and rows.device == images.device
+
+    def test_reproducible_with_equal_seeds(self, name: str) -> None:
+        images, labels = _batch(8, 16)
+        first = _seeded(TRANSFORMS[name], 42)(images, labels)
+        second = _seeded(TRANSFORMS[name], 42)(images, labels)
+        other = _seeded(TRANSFORMS[name], 43)(images, labels)
+        assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+        assert not torch.equal(first[0], other[0])
+
+    def test_global_rng_when_no_generator(self, name: str) -> None:
+        images, labels = _batch(8, 16)
+        torch.manual_seed(0)
+        first = TRANSFORMS[name](num_classes=K)(images, labels)
+        torch.manual_seed(0)
+        second = TRANSFORMS[name](num_classes=K)(images, labels)
+        assert torch.equal(first[0], second[0])
+
+    def test_picklable(self, name: str) -> None:
+        transform = _seeded(TRANSFORMS[name], 0)
+        clone = pickle.loads(pickle.dumps(transform))
+        images, labels = _batch()
+        assert torch.equal(transform(images, labels)[0], clone(images, labels)[0])
+
+
+class TestStructures:
+    @pytest.mark.parametrize("name", list(TRANSFORMS))
+    def test_call_forms_return_same_structure(self, name: str) -> None:
+        images, labels = _batch()
+        outputs = []
+        for call in ("args", "tuple", "list", "dict"):
+            transform = _seeded(TRANSFORMS[name], 9)
+            if call == "args":
+                out = transform(images, labels)
+                assert isinstance(out, tuple) and len(out) == 2
+                outputs.append(out)
+            elif call == "tuple":
+                out = transform((images, labels))
+                assert isinstance(out, tuple)
+                outputs.append(out)
+            elif call == "list":
+                out = transform([images, labels])
+                assert isinstance(out, list)
+                outputs.append(tuple(out))
+            else:
+                out = transform({"image": images, "labels": labels, "id": "kept"})
+                assert set(out) == {"image", "labels", "id"} and out["id"] == "kept"
+                outputs.append((out["image"], out["labels"]))
+        for mixed, rows in outputs[1:]:
+            assert torch.equal(mixed, outputs[0][0]) and torch.equal(rows, outputs[0][1])
+
+    def test_seed_nested_dict_with_labels_getter(self) -> None:
+        batch = {
+            "imgs": torch.rand(4, 3, 224, 224),
+            "target": {"classes": torch.randint(0, 100, size=(4,)), "some_other_key": "passed through"},
+        }
+        cutmix = batchmix.CutMix(num_classes=100, labels_getter=lambda b: b["target"]["classes"])
+        out = cutmix(batch)
+        assert out["imgs"].shape == (4, 3, 224, 224)
+        assert out["target"]["classes"].shape == (4, 100)
+        assert out["target"]["some_other_key"] == "passed through"
+
+    def test_label_like_key(self) -> None:
+        out = batchmix.MixUp(num_classes=K)({"pixels": torch.rand(3, 1, 4, 4), "class_label": torch.tensor([1, 2, 3])})
+        assert out["class_label"].shape == (3, K)
+
+    @pytest.mark.parametrize("kind", [tv_tensors.Image, tv_tensors.Video])
+    def test_tv_tensors_keep_their_type(self, kind: type) -> None:
+        shape = (4, 3, 8, 8) if kind is tv_tensors.Image else (4, 2, 3, 8, 8)
+        images = kind(torch.rand(shape))
+        for name in TRANSFORMS:
+            mixed, _ = TRANSFORMS[name](num_classes=K)(images, torch.tensor([0, 1, 2, 3]))
+            assert type(mixed) is kind
+
+    def test_plain_tensors_stay_plain(self) -> None:
+        mixed, _ = batchmix.CutMix(num_classes=K)(*_batch())
+        assert type(mixed) is torch.Tensor
+
+    def test_several_image_batches_share_parameters(self) -> None:
+        images, labels = _batch()
+        out = _seeded(batchmix.CutMix, 0)({"a": images, "b": images.clone(), "labels": labels})
+        assert torch.equal(out["a"], out["b"])
+
+    def test_cutout_on_images_alone(self) -> None:
+        images = torch.rand(3, 3, 16, 16)
+        out = batchmix.CutOut(size=4)(images)
+        assert isinstance(out, torch.Tensor) and (out == 0).any()
+
+    def test_cutout_passes_labels_through_without_num_classes(self) -> None:
+        images, labels = _batch()
+        _, out_labels = batchmix.CutOut(size=4)(images, labels)
+        assert out_labels is labels
+
+    @pytest.mark.parametrize("wrapper", [v2.RandomChoice, v2.Compose])
+    def test_inside_torchvision_containers(self, wrapper: Callable[..., Any]) -> None:
+        transform = wrapper([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)]) if wrapper is v2.RandomChoice else wrapper([batchmix.CutMix(num_classes=K)])
+        images, labels = _batch()
+        mixed, rows = transform(images, labels)
+        assert mixed.shape == images.shape and rows.shape == (6, K)
+        mixed, rows = transform((images, labels))
+        assert rows.shape == (6, K)
+
+
+class TestRandomMix:
+    def test_follows_weights(self) -> None:
+        cutout = batchmix.CutOut(size=4, num_classes=K)
+        mixup = batchmix.MixUp(num_classes=K)
+        chooser = batchmix.RandomMix([cutout, mixup], p=[1, 3], generator=torch.Generator().manual_seed(0))
+        images, labels = _batch(4, 8)
+        mixups = 0
+        for _ in range(400):
+            mixed, _ = chooser(images, labels)
+            mixups += int((mixed != 0).all() and not torch.equal(mixed, images))
+        assert 270 < mixups < 330
+
+    def test_enabled_switches_all_members(self) -> None:
+        chooser = batchmix.RandomMix([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)])
+        chooser.enabled = False
+        assert not chooser.enabled
+        images, labels = _batch()
+        for _ in range(5):
+            mixed, rows = chooser(images, labels)
+            assert mixed is images and rows.shape == (6, K)
+        chooser.enabled = True
+        assert all(t.enabled for t in chooser.transforms)  # type: ignore[attr-defined]
+
+    def test_errors(self) -> None:
+        with pytest.raises(ValueError, match="RandomMix: expected a non-empty list"):
+            batchmix.RandomMix([])
+        with pytest.raises(ValueError, match="one weight per transform"):
+            batchmix.RandomMix([batchmix.MixUp()], p=[0.5, 0.5])
+        with pytest.raises(ValueError, match="non-negative weights"):
+            batchmix.RandomMix([batchmix.MixUp()], p=[-1])
+        with pytest.raises(TypeError, match="expected callable transforms"):
+            batchmix.RandomMix([3])  # type: ignore[list-item]
+
+
+class TestReferences:
+    def test_cutmix_equals_torchvision(self) -> None:
+        images, labels = _batch(7, 33)
+        images = images[..., :29]  # a non-square image
+        reference = v2.CutMix(num_classes=K, alpha=0.7)
+        for seed in range(20):
+            torch.manual_seed(seed)
+            params = reference.make_params([images])
+            torch.manual_seed(seed)
+            expected_images, expected_rows = reference(images, labels)
+            x1, y1, x2, y2 = params["box"]
+            index = sampling.partner_index(7, "roll", None)
+            mixed = batchmix.functional.cutmix(images, index, (x1, y1, x2, y2))
+            rows = batchmix.functional.mix_labels(batchmix.functional.one_hot(labels, K), index, params["lam_adjusted"])
+            assert torch.equal(mixed, expected_images)
+            assert torch.equal(rows, expected_rows)
+
+    def test_cutmix_boxes_follow_torchvision_geometry(self) -> None:
+        # Drawing λ, then the centre's x and y from the same global RNG state gives
+        # exactly torchvision's box.
+        reference = v2.CutMix(num_classes=K)
+        images = torch.rand(2, 3, 40, 24)
+        for seed in range(50):
+            torch.manual_seed(seed)
+            lam = float(reference._dist.sample(()))  # type: ignore[arg-type]
+            boxes = sampling.cutmix_boxes(torch.tensor([lam], dtype=torch.float64), 40, 24, None)
+            torch.manual_seed(seed)
+            expected = reference.make_params([images])["box"]
+            assert tuple(boxes[0].tolist()) == tuple(expected)
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+    def test_mixup_equals_torchvision(self, dtype: torch.dtype) -> None:
+        images, labels = _batch(5, 12, dtype=dtype)
+        reference = v2.MixUp(num_classes=K, alpha=0.4)
+        for seed in range(10):
+            torch.manual_seed(seed)
+            lam = reference.make_params([images])["lam"]
+            torch.manual_seed(seed)
+            expected_images, expected_rows = reference(images, labels)
+            index = sampling.partner_index(5, "roll", None)
+            assert torch.equal(batchmix.functional.mixup(images, index, lam), expected_images)
+            work = images.clone()
+            assert torch.equal(batchmix.functional.mixup(work, index, lam, out=work), expected_images)
+            rows = batchmix.functional.mix_labels(batchmix.functional.one_hot(labels, K), index, lam)
+            assert torch.equal(rows, expected_rows)
+
+    @pytest.mark.parametrize("smoothing", [0.0, 0.1])
+    def test_smoothed_labels_equal_timm(self, smoothing: float) -> None:
+        from timm.data.mixup import mixup_target
+
+        images, labels = _batch(6, 8)
+        transform = _seeded(batchmix.MixUp, 0, partner="flip", label_smoothing=smoothing)
+        _, rows = transform(images, labels)
+        params = _params_of(transform, 0, images)
+        assert params is not None and isinstance(params.lam, float)
+        expected = mixup_target(labels, K, lam=params.lam, smoothing=smoothing)
+        assert torch.equal(rows, expected)
+
+
+class TestErrors:
+    @pytest.mark.parametrize("name", list(PAIR_MIXERS))
+    @pytest.mark.parametrize(
+        ("kwargs", "error", "match"),
+        [
+            ({"alpha": 0.0}, ValueError, r"alpha in \(0, inf\), got 0.0"),
+            ({"alpha": -1}, ValueError, "alpha"),
+            ({"p": 1.5}, ValueError, r"p in \[0, 1\], got 1.5"),
+            ({"p": -0.1}, ValueError, r"p in \[0, 1\]"),
+            ({"mode": "pair"}, ValueError, "mode to be one of 'batch', 'sample', got 'pair'"),
+            ({"partner": "shuffle"}, ValueError, "partner to be one of 'roll', 'flip', 'random', got 'shuffle'"),
+            ({"label_smoothing": 1.0}, ValueError, r"label_smoothing in \[0, 1\)"),
+            ({"num_classes": 0}, ValueError, "num_classes to be a positive int"),
+            ({"generator": 3}, TypeError, "generator to be a torch.Generator"),
+            ({"labels_getter": "labels"}, ValueError, "labels_getter to be 'default', a callable or None"),
+        ],
+    )
+    def test_constructor(self, name: str, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+        with pytest.raises(error, match=f"{TRANSFORMS[name].__name__}: expected {match}"):
+            TRANSFORMS[name](**kwargs)
+
+    def test_cutout_constructor(self) -> None:
+        with pytest.raises(ValueError, match="CutOut: expected size to be a positive int"):
+            batchmix.CutOut(size=0)
+        with pytest.raises(ValueError, match="CutOut: expected value to be a number"):
+            batchmix.CutOut(value="black")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"CutMix: expected box_range to be \(lo, hi\)"):
+            batchmix.CutMix(box_range=(0.5, 0.2))
+
+    @pytest.mark.parametrize("name", list(TRANSFORMS))
+    @pytest.mark.parametrize(
+        ("images", "labels", "error", "match"),
+        [
+            (torch.rand(3, 32, 32), torch.tensor([1, 2, 3]), ValueError, r"images of shape \(B, C, H, W\), got \(3, 32, 32\)"),
+            (torch.rand(4, 3, 8, 8), torch.tensor([1, 2, 3]), ValueError, "images and labels with the same batch size, got 4 images and 3 labels"),
+            (torch.rand(3, 3, 8, 8), [1, 2, 3], TypeError, "the labels to be a torch.Tensor, got list"),
+            (torch.rand(3, 3, 8, 8), torch.rand(3), ValueError, "1-D labels to hold integer class indices, got torch.float32"),
+            (torch.rand(3, 3, 8, 8), torch.tensor([1, 2, 10]), ValueError, r"class indices in \[0, 10\), got values from 1 to 10"),
+            (torch.rand(3, 3, 8, 8), torch.tensor([-1, 2, 3]), ValueError, r"class indices in \[0, 10\)"),
+            (torch.rand(3, 3, 8, 8), torch.rand(3, 5), ValueError, r"2-D labels of shape \(B, 10\), got \(3, 5\)"),
+            (torch.rand(3, 3, 8, 8), torch.zeros(3, 2, 2), ValueError, r"labels of shape \(B,\) with class indices"),
+            (torch.randint(0, 9, (3, 3, 8, 8)), torch.tensor([1, 2, 3]), TypeError, "floating or uint8 images, got torch.int64"),
+        ],
+    )
+    def test_bad_batches_raise_before_modifying(
+        self, name: str, images: Any, labels: Any, error: type[Exception], match: str
+    ) -> None:
+        before = images.clone()
+        transform = TRANSFORMS[name](num_classes=K, inplace=True)
+        with pytest.raises(error, match=f"{TRANSFORMS[name].__name__}: expected {match}"):
+            transform(images, labels)
+        assert torch.equal(images, before)
+
+    @pytest.mark.parametrize("name", list(PAIR_MIXERS))
+    def test_index_labels_need_num_classes(self, name: str) -> None:
+        with pytest.raises(ValueError, match="expected num_classes to be set for index labels"):
+            PAIR_MIXERS[name]()(*_batch())
+
+    @pytest.mark.parametrize("name", list(PAIR_MIXERS))
+    def test_labels_not_found(self, name: str) -> None:
+        with pytest.raises(ValueError, match="could not find the labels in the sample"):
+            PAIR_MIXERS[name](num_classes=K)({"images": torch.rand(2, 3, 4, 4), "y": torch.tensor([0, 1])})
+        with pytest.raises(ValueError, match="could not find the labels"):
+            PAIR_MIXERS[name](num_classes=K)(torch.rand(2, 3, 4, 4))
+
+    def test_labels_getter_returning_foreign_tensor(self) -> None:
+        foreign = torch.tensor([0, 1])
+        with pytest.raises(ValueError, match="labels_getter returned a tensor that is not part of the sample"):
+            batchmix.CutMix(num_classes=K, labels_getter=lambda _: foreign)(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+
+    def test_pil_images(self) -> None:
+        from PIL import Image
+
+        with pytest.raises(TypeError, match="CutMix: expected batched tensors of shape .* got a PIL image"):
+            batchmix.CutMix(num_classes=K)(Image.new("RGB", (4, 4)), torch.tensor([0]))
+
+    @pytest.mark.parametrize("kind", ["mask", "boxes"])
+    def test_masks_and_boxes_rejected(self, kind: str) -> None:
+        extra = tv_tensors.Mask(torch.zeros(2, 4, 4)) if kind == "mask" else tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(4, 4))
+        with pytest.raises(ValueError, match="MixUp: expected image batches and labels, got a"):
+            batchmix.MixUp(num_classes=K)({"image": torch.rand(2, 3, 4, 4), "labels": torch.tensor([0, 1]), "extra": extra})
+
+    def test_different_image_sizes(self) -> None:
+        with pytest.raises(ValueError, match="share one size"):
+            batchmix.CutMix(num_classes=K)({"a": torch.rand(2, 3, 4, 4), "b": torch.rand(2, 3, 5, 5), "labels": torch.tensor([0, 1])})
+
+    def test_no_images(self) -> None:
+        with pytest.raises(ValueError, match="expected at least one image tensor"):
+            batchmix.CutMix(num_classes=K)({"labels": torch.tensor([0, 1]), "name": "x"})
+
+    def test_cuda_generator_rejected(self) -> None:
+        class FakeDevice:
+            type = "cuda"
+
+        class NotCpu(torch.Generator):
+            @property
+            def device(self) -> Any:  # type: ignore[override]
+                return FakeDevice()
+
+        with pytest.raises(ValueError, match="expected a CPU generator"):
+            batchmix.CutMix(generator=NotCpu())
