@@ -104,7 +104,9 @@ class TestSeedUsagePatterns:
     def test_after_the_dataloader(self) -> None:
         dataset = [(torch.rand(3, 32, 32), i % K) for i in range(8)]
         dataloader = DataLoader(dataset, batch_size=4, shuffle=True)
-        cutmix_or_mixup = v2.RandomChoice([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)])
+        cutmix_or_mixup = v2.RandomChoice(
+            [batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)]
+        )
         for images, labels in dataloader:
             assert labels.shape == (4,)
             images, labels = cutmix_or_mixup(images, labels)
@@ -114,19 +116,30 @@ class TestSeedUsagePatterns:
             loss = torch.nn.functional.cross_entropy(torch.randn(4, K), labels)
             assert torch.isfinite(loss)
 
-    @pytest.mark.parametrize("collate_fn", [_collate_then_mix, batchmix.MixCollate(_SEED_MIX)], ids=["seed", "MixCollate"])
+    @pytest.mark.parametrize(
+        "collate_fn",
+        [_collate_then_mix, batchmix.MixCollate(_SEED_MIX)],
+        ids=["seed", "MixCollate"],
+    )
     def test_inside_collate_with_workers(self, collate_fn: Any) -> None:
         dataset = [(torch.rand(3, 16, 16), i % K) for i in range(8)]
-        dataloader = DataLoader(dataset, batch_size=4, shuffle=True, num_workers=2, collate_fn=collate_fn)
+        dataloader = DataLoader(
+            dataset, batch_size=4, shuffle=True, num_workers=2, collate_fn=collate_fn
+        )
         shapes = [(tuple(images.shape), tuple(labels.shape)) for images, labels in dataloader]
         assert shapes == [((4, 3, 16, 16), (4, K))] * 2
 
     def test_nested_dict_with_labels_getter(self) -> None:
         batch = {
             "imgs": torch.rand(4, 3, 224, 224),
-            "target": {"classes": torch.randint(0, 100, size=(4,)), "some_other_key": "this is going to be passed-through"},
+            "target": {
+                "classes": torch.randint(0, 100, size=(4,)),
+                "some_other_key": "this is going to be passed-through",
+            },
         }
-        out = batchmix.CutMix(num_classes=100, labels_getter=lambda b: b["target"]["classes"])(batch)
+        out = batchmix.CutMix(num_classes=100, labels_getter=lambda b: b["target"]["classes"])(
+            batch
+        )
         assert out["imgs"].shape == (4, 3, 224, 224)
         assert out["target"]["classes"].shape == (4, 100)
         assert out["target"]["some_other_key"] == "this is going to be passed-through"

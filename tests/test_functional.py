@@ -23,7 +23,9 @@ def _random_index(batch_size: int, seed: int) -> torch.Tensor:
     return sampling.partner_index(batch_size, "random", torch.Generator().manual_seed(seed))
 
 
-def _reference_mixup(images: torch.Tensor, index: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
+def _reference_mixup(
+    images: torch.Tensor, index: torch.Tensor, lam: float | torch.Tensor
+) -> torch.Tensor:
     x = images.double()
     w = lam.view(-1, *[1] * (x.ndim - 1)) if isinstance(lam, torch.Tensor) else lam
     return w * x + (1 - w) * x[index]
@@ -33,7 +35,9 @@ class TestMixUp:
     @pytest.mark.parametrize("dtype", list(TOLERANCE), ids=str)
     @pytest.mark.parametrize("per_sample", [False, True], ids=["batch", "sample"])
     @pytest.mark.parametrize("target", ["new", "inplace", "out"])
-    def test_equals_formula(self, dtype: torch.dtype, per_sample: bool, target: str, device: str) -> None:
+    def test_equals_formula(
+        self, dtype: torch.dtype, per_sample: bool, target: str, device: str
+    ) -> None:
         images = torch.rand(5, 3, 7, 9, device=device).to(dtype)
         index = _random_index(5, 0)
         lam = torch.rand(5, dtype=torch.float64) if per_sample else 0.3
@@ -63,14 +67,18 @@ class TestMixUp:
         images = torch.rand(9, 2, 4, 4)
         index = _random_index(9, 2)
         lam = torch.rand(9, dtype=torch.float64)
-        torch.testing.assert_close(F.mixup(images, index, lam).double(), _reference_mixup(images, index, lam))
+        torch.testing.assert_close(
+            F.mixup(images, index, lam).double(), _reference_mixup(images, index, lam)
+        )
 
     def test_out_with_wrong_shape(self) -> None:
         with pytest.raises(ValueError, match="out must match images"):
             F.mixup(torch.rand(2, 1, 3, 3), torch.tensor([1, 0]), 0.5, out=torch.empty(2, 1, 3, 4))
 
 
-def _origin_check(images: torch.Tensor, mixed: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor) -> None:
+def _origin_check(
+    images: torch.Tensor, mixed: torch.Tensor, index: torch.Tensor, boxes: torch.Tensor
+) -> None:
     """Every pixel equals the sample's own inside-out, the partner's inside the box."""
     for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         expected = images[i].clone()
@@ -89,7 +97,14 @@ class TestCutMix:
         loop=st.booleans(),
     )
     def test_pixels_come_from_sample_or_partner(
-        self, batch: int, height: int, width: int, seed: int, per_sample: bool, inplace: bool, loop: bool
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        seed: int,
+        per_sample: bool,
+        inplace: bool,
+        loop: bool,
     ) -> None:
         g = torch.Generator().manual_seed(seed)
         images = torch.rand(batch, 2, height, width, generator=g)
@@ -111,7 +126,9 @@ class TestCutMix:
     def test_compile_without_graph_breaks(self) -> None:
         torch._dynamo.reset()
 
-        def step(x: torch.Tensor, index: torch.Tensor, lam: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def step(
+            x: torch.Tensor, index: torch.Tensor, lam: torch.Tensor, boxes: torch.Tensor
+        ) -> tuple[torch.Tensor, ...]:
             return (
                 F.mixup(x, index, lam),
                 F.mixup(x, index, 0.25),
@@ -126,14 +143,18 @@ class TestCutMix:
         index = torch.tensor([3, 0, 1, 2])
         lam = torch.rand(4, dtype=torch.float64)
         boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])
-        for got, want in zip(compiled(x, index, lam, boxes), step(x, index, lam, boxes), strict=True):
+        for got, want in zip(
+            compiled(x, index, lam, boxes), step(x, index, lam, boxes), strict=True
+        ):
             torch.testing.assert_close(got, want)
 
 
 class TestCutOut:
     @pytest.mark.parametrize("loop", [False, True])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
-    def test_fills_boxes_only(self, loop: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_fills_boxes_only(
+        self, loop: bool, dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setattr(F, "_LOOP_MIN_ELEMENTS", 0 if loop else 1 << 40)
         images = torch.randint(1, 200, (3, 2, 6, 6)).to(dtype)
         boxes = torch.tensor([[0, 0, 2, 2], [1, 2, 6, 6], [0, 0, 0, 0]])

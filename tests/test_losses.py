@@ -22,7 +22,9 @@ class TestMixCrossEntropy:
 
     def test_index_targets(self) -> None:
         logits, target = torch.randn(5, 4), torch.randint(0, 4, (5,))
-        torch.testing.assert_close(batchmix.mix_cross_entropy(logits, target), F.cross_entropy(logits, target))
+        torch.testing.assert_close(
+            batchmix.mix_cross_entropy(logits, target), F.cross_entropy(logits, target)
+        )
 
     @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
     def test_multi_label(self, reduction: str) -> None:
@@ -31,13 +33,20 @@ class TestMixCrossEntropy:
         mixed = batchmix.MixUp()(torch.rand(6, 1, 2, 2), target)[1]
         loss = batchmix.MixCrossEntropy(multi_label=True, reduction=reduction)(logits, mixed)  # type: ignore[arg-type]
         per_sample = F.binary_cross_entropy_with_logits(logits, mixed, reduction="none").sum(1)
-        expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[reduction]
+        expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[
+            reduction
+        ]
         torch.testing.assert_close(loss, expected)
 
     def test_multi_label_accepts_indices(self) -> None:
         logits, target = torch.randn(3, 4), torch.tensor([0, 3, 1])
         loss = batchmix.mix_cross_entropy(logits, target, multi_label=True)
-        expected = F.binary_cross_entropy_with_logits(logits, F.one_hot(target, 4).float(), reduction="sum") / 3
+        expected = (
+            F.binary_cross_entropy_with_logits(
+                logits, F.one_hot(target, 4).float(), reduction="sum"
+            )
+            / 3
+        )
         torch.testing.assert_close(loss, expected)
 
     def test_errors(self) -> None:
@@ -45,7 +54,9 @@ class TestMixCrossEntropy:
             batchmix.mix_cross_entropy(torch.randn(3), torch.tensor([0, 1, 2]))
         with pytest.raises(ValueError, match=r"expected targets of shape \(3, 4\), got \(3, 5\)"):
             batchmix.mix_cross_entropy(torch.randn(3, 4), torch.rand(3, 5))
-        with pytest.raises(ValueError, match=r"expected targets of shape \(3,\) or \(3, 4\), got \(2,\)"):
+        with pytest.raises(
+            ValueError, match=r"expected targets of shape \(3,\) or \(3, 4\), got \(2,\)"
+        ):
             batchmix.mix_cross_entropy(torch.randn(3, 4), torch.tensor([0, 1]))
         with pytest.raises(ValueError, match="MixCrossEntropy: expected reduction"):
             batchmix.MixCrossEntropy(reduction="avg")  # type: ignore[arg-type]

@@ -27,19 +27,20 @@ TRANSFORMS: dict[str, Callable[..., _BatchTransform]] = {
 PAIR_MIXERS = {k: v for k, v in TRANSFORMS.items() if k != "cutout"}
 
 
-def _batch(batch_size: int = 6, size: int = 16, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(
+    batch_size: int = 6, size: int = 16, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(batch_size, 3, size, size, generator=g)
-    if dtype == torch.uint8:
-        images = (images * 255).round().to(torch.uint8)
-    else:
-        images = images.to(dtype)
+    images = (images * 255).round().to(torch.uint8) if dtype == torch.uint8 else images.to(dtype)
     return images, torch.randint(0, K, (batch_size,), generator=g)
 
 
 def _params_of(transform: _BatchTransform, seed: int, images: torch.Tensor) -> MixParams | None:
     """The parameters a call with generator seed ``seed`` draws (the draw order is fixed)."""
-    return transform.make_params(images.shape[0], images.shape[-2], images.shape[-1], torch.Generator().manual_seed(seed))
+    return transform.make_params(
+        images.shape[0], images.shape[-2], images.shape[-1], torch.Generator().manual_seed(seed)
+    )
 
 
 def _seeded(factory: Callable[..., _BatchTransform], seed: int, **kwargs: Any) -> _BatchTransform:
@@ -68,14 +69,18 @@ class TestCutMix:
     ) -> None:
         g = torch.Generator().manual_seed(seed)
         # Distinct pixel values, so that each output pixel's origin is unambiguous.
-        images = torch.randperm(batch * 3 * size * size, generator=g).float().view(batch, 3, size, size)
+        images = (
+            torch.randperm(batch * 3 * size * size, generator=g).float().view(batch, 3, size, size)
+        )
         labels = torch.arange(batch) % K
         transform = _seeded(batchmix.CutMix, seed, mode=mode, partner=partner, alpha=alpha)
         mixed, rows = transform(images, labels)
         params = _params_of(transform, seed, images)
         assert params is not None
         share = _partner_share(images, mixed, params.index)
-        lam = params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        lam = (
+            params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        )
         self_paired = params.index == torch.arange(batch)
         torch.testing.assert_close(share[~self_paired], 1 - lam[~self_paired].double())
         torch.testing.assert_close(rows.sum(1), torch.ones(batch))
@@ -89,7 +94,7 @@ class TestCutMix:
         images, labels = _batch(8, 8)
         seed = 3
         transform = _seeded(batchmix.CutMix, seed, correct_lam=False, mode="sample")
-        _, rows = transform(images, labels)
+        _, _rows = transform(images, labels)
         g = torch.Generator().manual_seed(seed)
         sampling.bernoulli(1.0, 8, g)
         drawn = sampling.beta(1.0, 8, g)
@@ -98,7 +103,7 @@ class TestCutMix:
         torch.testing.assert_close(params.lam, drawn)
 
     def test_box_range_sizes(self) -> None:
-        images, labels = _batch(64, 20)
+        images, _labels = _batch(64, 20)
         transform = _seeded(batchmix.CutMix, 0, mode="sample", box_range=(0.25, 0.5))
         params = _params_of(transform, 0, images)
         assert params is not None and isinstance(params.boxes, torch.Tensor)
@@ -111,7 +116,9 @@ class TestCutMix:
     def test_box_range_reaches_last_position(self) -> None:
         # Boxes of side 2 in a 4-pixel image have 3 positions; the last one must be reachable.
         lam = torch.ones(4000, dtype=torch.float64)
-        boxes = sampling.cutmix_boxes(lam, 4, 4, torch.Generator().manual_seed(0), box_range=(0.5, 0.5))
+        boxes = sampling.cutmix_boxes(
+            lam, 4, 4, torch.Generator().manual_seed(0), box_range=(0.5, 0.5)
+        )
         assert set(boxes[:, 0].tolist()) == {0, 1, 2}
 
     def test_box_side_follows_lambda(self) -> None:
@@ -137,11 +144,15 @@ class TestMixUp:
         mixed, rows = transform(images, labels)
         params = _params_of(transform, seed, images)
         assert params is not None
-        lam = params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        lam = (
+            params.lam if isinstance(params.lam, torch.Tensor) else torch.full((batch,), params.lam)
+        )
         w = lam.view(-1, 1, 1, 1)
         torch.testing.assert_close(mixed, w * images + (1 - w) * images[params.index])
         one_hot = torch.nn.functional.one_hot(labels, K).double()
-        torch.testing.assert_close(rows.double(), lam.view(-1, 1) * one_hot + (1 - lam.view(-1, 1)) * one_hot[params.index])
+        torch.testing.assert_close(
+            rows.double(), lam.view(-1, 1) * one_hot + (1 - lam.view(-1, 1)) * one_hot[params.index]
+        )
         torch.testing.assert_close(rows.sum(1), torch.ones(batch))
 
     def test_uint8_within_one_level_of_float(self) -> None:
@@ -173,7 +184,7 @@ class TestMixUp:
 @pytest.mark.parametrize("name", list(PAIR_MIXERS))
 class TestPairMixers:
     def test_per_sample_mode_draws_different_lambdas(self, name: str) -> None:
-        images, labels = _batch(16, 32)
+        images, _labels = _batch(16, 32)
         params = _params_of(_seeded(PAIR_MIXERS[name], 0, mode="sample"), 0, images)
         assert params is not None and isinstance(params.lam, torch.Tensor)
         assert params.lam.unique().numel() > 8
@@ -227,13 +238,17 @@ class TestPairMixers:
         images, _ = _batch(6)
         multi = (torch.rand(6, K) > 0.5).float()
         for labels in (multi, torch.softmax(torch.randn(6, K), 1).double()):
-            transform = PAIR_MIXERS[name](generator=torch.Generator().manual_seed(4))  # num_classes optional
+            transform = PAIR_MIXERS[name](
+                generator=torch.Generator().manual_seed(4)
+            )  # num_classes optional
             _, rows = transform(images, labels)
             params = _params_of(transform, 4, images)
             assert params is not None
             lam = torch.as_tensor(params.lam, dtype=torch.float64).reshape(-1, 1)
             assert rows.dtype == labels.dtype
-            torch.testing.assert_close(rows.double(), lam * labels.double() + (1 - lam) * labels.double()[params.index])
+            torch.testing.assert_close(
+                rows.double(), lam * labels.double() + (1 - lam) * labels.double()[params.index]
+            )
 
     def test_integer_one_hot_rows_become_float(self, name: str) -> None:
         images, labels = _batch(6)
@@ -253,7 +268,9 @@ class TestPairMixers:
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 class TestCommon:
     @pytest.mark.parametrize("mode", ["batch", "sample"])
-    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str)
+    @pytest.mark.parametrize(
+        "dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str
+    )
     def test_never_mutates_input(self, name: str, mode: str, dtype: torch.dtype) -> None:
         images, labels = _batch(5, 24, dtype=dtype)
         before = images.clone(), labels.clone()
@@ -279,7 +296,9 @@ class TestCommon:
     @pytest.mark.parametrize("batch_size", [1, 2, 3, 7])
     @pytest.mark.parametrize("mode", ["batch", "sample"])
     @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
-    def test_odd_and_tiny_batches(self, name: str, batch_size: int, mode: str, partner: str) -> None:
+    def test_odd_and_tiny_batches(
+        self, name: str, batch_size: int, mode: str, partner: str
+    ) -> None:
         images, labels = _batch(batch_size, 8)
         kwargs = {} if name == "cutout" else {"mode": mode, "partner": partner}
         mixed, rows = _seeded(TRANSFORMS[name], 0, **kwargs)(images, labels)
@@ -345,7 +364,10 @@ class TestStructures:
     def test_seed_nested_dict_with_labels_getter(self) -> None:
         batch = {
             "imgs": torch.rand(4, 3, 224, 224),
-            "target": {"classes": torch.randint(0, 100, size=(4,)), "some_other_key": "passed through"},
+            "target": {
+                "classes": torch.randint(0, 100, size=(4,)),
+                "some_other_key": "passed through",
+            },
         }
         cutmix = batchmix.CutMix(num_classes=100, labels_getter=lambda b: b["target"]["classes"])
         out = cutmix(batch)
@@ -354,7 +376,9 @@ class TestStructures:
         assert out["target"]["some_other_key"] == "passed through"
 
     def test_label_like_key(self) -> None:
-        out = batchmix.MixUp(num_classes=K)({"pixels": torch.rand(3, 1, 4, 4), "class_label": torch.tensor([1, 2, 3])})
+        out = batchmix.MixUp(num_classes=K)(
+            {"pixels": torch.rand(3, 1, 4, 4), "class_label": torch.tensor([1, 2, 3])}
+        )
         assert out["class_label"].shape == (3, K)
 
     @pytest.mark.parametrize("kind", [tv_tensors.Image, tv_tensors.Video])
@@ -386,7 +410,11 @@ class TestStructures:
 
     @pytest.mark.parametrize("wrapper", [v2.RandomChoice, v2.Compose])
     def test_inside_torchvision_containers(self, wrapper: Callable[..., Any]) -> None:
-        transform = wrapper([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)]) if wrapper is v2.RandomChoice else wrapper([batchmix.CutMix(num_classes=K)])
+        transform = (
+            wrapper([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)])
+            if wrapper is v2.RandomChoice
+            else wrapper([batchmix.CutMix(num_classes=K)])
+        )
         images, labels = _batch()
         mixed, rows = transform(images, labels)
         assert mixed.shape == images.shape and rows.shape == (6, K)
@@ -398,7 +426,9 @@ class TestRandomMix:
     def test_follows_weights(self) -> None:
         cutout = batchmix.CutOut(size=4, num_classes=K)
         mixup = batchmix.MixUp(num_classes=K)
-        chooser = batchmix.RandomMix([cutout, mixup], p=[1, 3], generator=torch.Generator().manual_seed(0))
+        chooser = batchmix.RandomMix(
+            [cutout, mixup], p=[1, 3], generator=torch.Generator().manual_seed(0)
+        )
         images, labels = _batch(4, 8)
         mixups = 0
         for _ in range(400):
@@ -407,7 +437,9 @@ class TestRandomMix:
         assert 270 < mixups < 330
 
     def test_enabled_switches_all_members(self) -> None:
-        chooser = batchmix.RandomMix([batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)])
+        chooser = batchmix.RandomMix(
+            [batchmix.CutMix(num_classes=K), batchmix.MixUp(num_classes=K)]
+        )
         chooser.enabled = False
         assert not chooser.enabled
         images, labels = _batch()
@@ -441,7 +473,9 @@ class TestReferences:
             x1, y1, x2, y2 = params["box"]
             index = sampling.partner_index(7, "roll", None)
             mixed = batchmix.functional.cutmix(images, index, (x1, y1, x2, y2))
-            rows = batchmix.functional.mix_labels(batchmix.functional.one_hot(labels, K), index, params["lam_adjusted"])
+            rows = batchmix.functional.mix_labels(
+                batchmix.functional.one_hot(labels, K), index, params["lam_adjusted"]
+            )
             assert torch.equal(mixed, expected_images)
             assert torch.equal(rows, expected_rows)
 
@@ -470,8 +504,12 @@ class TestReferences:
             index = sampling.partner_index(5, "roll", None)
             assert torch.equal(batchmix.functional.mixup(images, index, lam), expected_images)
             work = images.clone()
-            assert torch.equal(batchmix.functional.mixup(work, index, lam, out=work), expected_images)
-            rows = batchmix.functional.mix_labels(batchmix.functional.one_hot(labels, K), index, lam)
+            assert torch.equal(
+                batchmix.functional.mixup(work, index, lam, out=work), expected_images
+            )
+            rows = batchmix.functional.mix_labels(
+                batchmix.functional.one_hot(labels, K), index, lam
+            )
             assert torch.equal(rows, expected_rows)
 
     @pytest.mark.parametrize("smoothing", [0.0, 0.1])
@@ -497,14 +535,24 @@ class TestErrors:
             ({"p": 1.5}, ValueError, r"p in \[0, 1\], got 1.5"),
             ({"p": -0.1}, ValueError, r"p in \[0, 1\]"),
             ({"mode": "pair"}, ValueError, "mode to be one of 'batch', 'sample', got 'pair'"),
-            ({"partner": "shuffle"}, ValueError, "partner to be one of 'roll', 'flip', 'random', got 'shuffle'"),
+            (
+                {"partner": "shuffle"},
+                ValueError,
+                "partner to be one of 'roll', 'flip', 'random', got 'shuffle'",
+            ),
             ({"label_smoothing": 1.0}, ValueError, r"label_smoothing in \[0, 1\)"),
             ({"num_classes": 0}, ValueError, "num_classes to be a positive int"),
             ({"generator": 3}, TypeError, "generator to be a torch.Generator"),
-            ({"labels_getter": "labels"}, ValueError, "labels_getter to be 'default', a callable or None"),
+            (
+                {"labels_getter": "labels"},
+                ValueError,
+                "labels_getter to be 'default', a callable or None",
+            ),
         ],
     )
-    def test_constructor(self, name: str, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    def test_constructor(
+        self, name: str, kwargs: dict[str, Any], error: type[Exception], match: str
+    ) -> None:
         with pytest.raises(error, match=f"{TRANSFORMS[name].__name__}: expected {match}"):
             TRANSFORMS[name](**kwargs)
 
@@ -520,15 +568,60 @@ class TestErrors:
     @pytest.mark.parametrize(
         ("images", "labels", "error", "match"),
         [
-            (torch.rand(3, 32, 32), torch.tensor([1, 2, 3]), ValueError, r"images of shape \(B, C, H, W\), got \(3, 32, 32\)"),
-            (torch.rand(4, 3, 8, 8), torch.tensor([1, 2, 3]), ValueError, "images and labels with the same batch size, got 4 images and 3 labels"),
-            (torch.rand(3, 3, 8, 8), [1, 2, 3], TypeError, "the labels to be a torch.Tensor, got list"),
-            (torch.rand(3, 3, 8, 8), torch.rand(3), ValueError, "1-D labels to hold integer class indices, got torch.float32"),
-            (torch.rand(3, 3, 8, 8), torch.tensor([1, 2, 10]), ValueError, r"class indices in \[0, 10\), got values from 1 to 10"),
-            (torch.rand(3, 3, 8, 8), torch.tensor([-1, 2, 3]), ValueError, r"class indices in \[0, 10\)"),
-            (torch.rand(3, 3, 8, 8), torch.rand(3, 5), ValueError, r"2-D labels of shape \(B, 10\), got \(3, 5\)"),
-            (torch.rand(3, 3, 8, 8), torch.zeros(3, 2, 2), ValueError, r"labels of shape \(B,\) with class indices"),
-            (torch.randint(0, 9, (3, 3, 8, 8)), torch.tensor([1, 2, 3]), TypeError, "floating or uint8 images, got torch.int64"),
+            (
+                torch.rand(3, 32, 32),
+                torch.tensor([1, 2, 3]),
+                ValueError,
+                r"images of shape \(B, C, H, W\), got \(3, 32, 32\)",
+            ),
+            (
+                torch.rand(4, 3, 8, 8),
+                torch.tensor([1, 2, 3]),
+                ValueError,
+                "images and labels with the same batch size, got 4 images and 3 labels",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                [1, 2, 3],
+                TypeError,
+                "the labels to be a torch.Tensor, got list",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.rand(3),
+                ValueError,
+                "1-D labels to hold integer class indices, got torch.float32",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.tensor([1, 2, 10]),
+                ValueError,
+                r"class indices in \[0, 10\), got values from 1 to 10",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.tensor([-1, 2, 3]),
+                ValueError,
+                r"class indices in \[0, 10\)",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.rand(3, 5),
+                ValueError,
+                r"2-D labels of shape \(B, 10\), got \(3, 5\)",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.zeros(3, 2, 2),
+                ValueError,
+                r"labels of shape \(B,\) with class indices",
+            ),
+            (
+                torch.randint(0, 9, (3, 3, 8, 8)),
+                torch.tensor([1, 2, 3]),
+                TypeError,
+                "floating or uint8 images, got torch.int64",
+            ),
         ],
     )
     def test_bad_batches_raise_before_modifying(
@@ -548,30 +641,50 @@ class TestErrors:
     @pytest.mark.parametrize("name", list(PAIR_MIXERS))
     def test_labels_not_found(self, name: str) -> None:
         with pytest.raises(ValueError, match="could not find the labels in the sample"):
-            PAIR_MIXERS[name](num_classes=K)({"images": torch.rand(2, 3, 4, 4), "y": torch.tensor([0, 1])})
+            PAIR_MIXERS[name](num_classes=K)(
+                {"images": torch.rand(2, 3, 4, 4), "y": torch.tensor([0, 1])}
+            )
         with pytest.raises(ValueError, match="could not find the labels"):
             PAIR_MIXERS[name](num_classes=K)(torch.rand(2, 3, 4, 4))
 
     def test_labels_getter_returning_foreign_tensor(self) -> None:
         foreign = torch.tensor([0, 1])
-        with pytest.raises(ValueError, match="labels_getter returned a tensor that is not part of the sample"):
-            batchmix.CutMix(num_classes=K, labels_getter=lambda _: foreign)(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+        with pytest.raises(
+            ValueError, match="labels_getter returned a tensor that is not part of the sample"
+        ):
+            batchmix.CutMix(num_classes=K, labels_getter=lambda _: foreign)(
+                torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
+            )
 
     def test_pil_images(self) -> None:
         from PIL import Image
 
-        with pytest.raises(TypeError, match="CutMix: expected batched tensors of shape .* got a PIL image"):
+        with pytest.raises(
+            TypeError, match=r"CutMix: expected batched tensors of shape .* got a PIL image"
+        ):
             batchmix.CutMix(num_classes=K)(Image.new("RGB", (4, 4)), torch.tensor([0]))
 
     @pytest.mark.parametrize("kind", ["mask", "boxes"])
     def test_masks_and_boxes_rejected(self, kind: str) -> None:
-        extra = tv_tensors.Mask(torch.zeros(2, 4, 4)) if kind == "mask" else tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(4, 4))
+        extra = (
+            tv_tensors.Mask(torch.zeros(2, 4, 4))
+            if kind == "mask"
+            else tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(4, 4))
+        )
         with pytest.raises(ValueError, match="MixUp: expected image batches and labels, got a"):
-            batchmix.MixUp(num_classes=K)({"image": torch.rand(2, 3, 4, 4), "labels": torch.tensor([0, 1]), "extra": extra})
+            batchmix.MixUp(num_classes=K)(
+                {"image": torch.rand(2, 3, 4, 4), "labels": torch.tensor([0, 1]), "extra": extra}
+            )
 
     def test_different_image_sizes(self) -> None:
         with pytest.raises(ValueError, match="share one size"):
-            batchmix.CutMix(num_classes=K)({"a": torch.rand(2, 3, 4, 4), "b": torch.rand(2, 3, 5, 5), "labels": torch.tensor([0, 1])})
+            batchmix.CutMix(num_classes=K)(
+                {
+                    "a": torch.rand(2, 3, 4, 4),
+                    "b": torch.rand(2, 3, 5, 5),
+                    "labels": torch.tensor([0, 1]),
+                }
+            )
 
     def test_no_images(self) -> None:
         with pytest.raises(ValueError, match="expected at least one image tensor"):

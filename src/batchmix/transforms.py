@@ -392,7 +392,11 @@ class CutMix(_PairMixer):
             return None
         if isinstance(box_range, tuple | list) and len(box_range) == 2:
             lo, hi = box_range[0], box_range[1]
-            if isinstance(lo, int | float) and isinstance(hi, int | float) and 0.0 < lo <= hi <= 1.0:
+            if (
+                isinstance(lo, int | float)
+                and isinstance(hi, int | float)
+                and 0.0 < lo <= hi <= 1.0
+            ):
                 return float(lo), float(hi)
         raise ValueError(
             f"CutMix: expected box_range to be (lo, hi) with 0 < lo <= hi <= 1, got {box_range!r}."
