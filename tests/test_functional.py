@@ -185,3 +185,30 @@ class TestLabels:
         mask = F.box_mask(torch.tensor([[1, 0, 3, 2]]), 3, 4)
         expected = torch.tensor([[[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]], dtype=torch.bool)
         assert torch.equal(mask, expected)
+
+
+class TestChunkedInPlace:
+    """In place, rows are processed in chunks; partners overwritten earlier must be preserved."""
+
+    @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    @pytest.mark.parametrize("chunk", [1, 48, 100, 1 << 18])
+    def test_inplace_equals_out_of_place(
+        self, partner: str, dtype: torch.dtype, chunk: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)
+        g = torch.Generator().manual_seed(0)
+        images = (torch.rand(11, 3, 4, 4, generator=g) * 255).to(dtype)
+        index = sampling.partner_index(11, partner, g)  # type: ignore[arg-type]
+        lam = torch.rand(11, dtype=torch.float64, generator=g)
+        for kernel, arg in (
+            (F.mixup, lam),
+            (F.mixup, 0.3),
+            (F.cutmix, (1, 0, 3, 4)),
+            (F.cutmix, (0, 0, 0, 0)),
+        ):
+            expected = kernel(images, index, arg)  # type: ignore[operator]
+            work = images.clone()
+            result = kernel(work, index, arg, out=work)  # type: ignore[operator]
+            assert result.data_ptr() == work.data_ptr()
+            assert torch.equal(result, expected), (kernel.__name__, arg)

@@ -38,7 +38,7 @@ __all__ = [
 Box = tuple[int, int, int, int]
 
 # Work on chunks of about this many elements so that temporaries stay in cache.
-_CHUNK_ELEMENTS = 1 << 18
+_CHUNK_ELEMENTS = 1 << 20
 # Per-sample boxes are copied with one slice per sample when a sample has at least this many
 # elements; below it, one vectorised masked select over the batch is faster (see benchmarks/).
 _LOOP_MIN_ELEMENTS = 1 << 14
@@ -79,6 +79,56 @@ def _rows(weight: float | Tensor, start: int, stop: int) -> float | Tensor:
     return weight[start:stop] if isinstance(weight, Tensor) else weight
 
 
+class _Partners:
+    """Reads partner rows chunk by chunk, also while the batch is overwritten in place.
+
+    The batch is processed in chunks of rows. In place, a partner row whose chunk is processed
+    before the chunk of the row reading it is overwritten before it is read, so exactly those
+    rows are copied aside first. Chunks go in whichever direction needs fewer copies: for
+    ``"roll"`` pairing (i reads i−1) that is top-down, and a single row is copied aside.
+    """
+
+    def __init__(self, source: Tensor, index: Tensor, inplace: bool) -> None:
+        batch = source.shape[0]
+        self.source = source
+        self.index = index
+        self.chunks = _chunks(batch, source[0].numel() if batch else 0)
+        self.saved: Tensor | None = None
+        self.scratch: Tensor | None = None
+        if not inplace or len(self.chunks) == 1:
+            return
+        chunk_of = torch.empty(batch, dtype=torch.long)
+        for k, (start, stop) in enumerate(self.chunks):
+            chunk_of[start:stop] = k
+        partner_chunk = chunk_of[index.cpu()]
+        ascending, descending = partner_chunk < chunk_of, partner_chunk > chunk_of
+        self.preserve = ascending
+        if int(descending.sum()) < int(ascending.sum()):
+            self.chunks.reverse()
+            self.preserve = descending
+        if bool(self.preserve.any()):
+            self.slot = torch.cumsum(self.preserve.long(), 0) - 1
+            self.saved = source.index_select(0, index[self.preserve.to(index.device)])
+
+    def rows(self, start: int, stop: int) -> Tensor:
+        """The partners of rows ``start:stop`` as they were before any write.
+
+        The result lives in a scratch buffer that the next call overwrites.
+        """
+        if self.scratch is None:
+            longest = max(stop - start for start, stop in self.chunks)
+            self.scratch = self.source.new_empty((longest, *self.source.shape[1:]))
+        partner = torch.index_select(
+            self.source, 0, self.index[start:stop], out=self.scratch[: stop - start]
+        )
+        if self.saved is not None:
+            keep = self.preserve[start:stop]
+            if bool(keep.any()):
+                slots = self.slot[start:stop][keep].to(self.saved.device)
+                partner[keep.to(partner.device)] = self.saved.index_select(0, slots)
+        return partner
+
+
 def mixup(
     images: Tensor, index: Tensor, lam: float | Tensor, *, out: Tensor | None = None
 ) -> Tensor:
@@ -104,39 +154,29 @@ def mixup(
         True
     """
     index = index.to(images.device)
-    if not images.is_floating_point():
-        return _mixup_integer(images, index, lam, out)
-    w, w1 = _weights(lam, images, images.dtype)
-    if out is images:
-        partner = images.index_select(0, index)
-        partner.mul_(w1)
-        return images.mul_(w).add_(partner)
-    out = _prepare_out(images, out)
-    torch.index_select(images, 0, index, out=out)
-    out.mul_(w1)
-    sample_numel = images[0].numel() if images.shape[0] else 0
-    for start, stop in _chunks(images.shape[0], sample_numel):
-        out[start:stop].add_(images[start:stop] * _rows(w, start, stop))
-    return out
-
-
-def _mixup_integer(
-    images: Tensor, index: Tensor, lam: float | Tensor, out: Tensor | None
-) -> Tensor:
-    w, w1 = _weights(lam, images, torch.float32)
-    info = torch.iinfo(images.dtype)
-    # In place, every partner must be read before its sample is overwritten.
-    source = images.index_select(0, index) if out is images else None
-    out = _prepare_out(images, out) if out is not images else images
-    sample_numel = images[0].numel() if images.shape[0] else 0
-    for start, stop in _chunks(images.shape[0], sample_numel):
-        partner = (
-            source[start:stop] if source is not None else images.index_select(0, index[start:stop])
-        )
-        mixed = images[start:stop].float().mul_(_rows(w, start, stop))
-        mixed.add_(partner.float().mul_(_rows(w1, start, stop))).round_().clamp_(info.min, info.max)
-        out[start:stop].copy_(mixed)
-    return out
+    inplace = out is images
+    target = images if inplace else _prepare_out(images, out)
+    floating = images.is_floating_point()
+    w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
+    if floating and (_compiling() or images.device.type != "cpu"):
+        # One vectorised pass; on accelerators temporaries come from the caching allocator.
+        partner = images.index_select(0, index).mul_(w1)
+        if inplace:
+            return images.mul_(w).add_(partner)
+        return torch.add(partner, images * w, out=target)
+    # On the CPU, chunks of rows keep temporaries small and in cache: no batch-sized temporary.
+    partners = _Partners(images, index, inplace)
+    for start, stop in partners.chunks:
+        rows_w, rows_w1 = _rows(w, start, stop), _rows(w1, start, stop)
+        partner = partners.rows(start, stop)
+        if floating:
+            rows = torch.mul(images[start:stop], rows_w, out=target[start:stop])
+            rows.add_(partner.mul_(rows_w1))
+        else:
+            mixed = images[start:stop].float().mul_(rows_w)
+            mixed.add_(partner.float().mul_(rows_w1)).round_().clamp_(0, 255)
+            target[start:stop].copy_(mixed)
+    return target
 
 
 def box_mask(boxes: Tensor, height: int, width: int, device: torch.device | None = None) -> Tensor:
@@ -187,11 +227,16 @@ def cutmix(
     inplace = out is images
     if isinstance(boxes, tuple):
         x1, y1, x2, y2 = boxes
-        patch = images[..., y1:y2, x1:x2].index_select(0, index)
         target = images if inplace else _prepare_out(images, out)
         if not inplace:
             target.copy_(images)
-        target[..., y1:y2, x1:x2] = patch
+        region, target_region = images[..., y1:y2, x1:x2], target[..., y1:y2, x1:x2]
+        if _compiling() or region.numel() == 0:
+            target_region.copy_(region.index_select(0, index))
+            return target
+        partners = _Partners(region, index, inplace)
+        for start, stop in partners.chunks:
+            target_region[start:stop] = partners.rows(start, stop)
         return target
     if _use_loop(images):
         return _cutmix_loop(images, index, boxes, out)
