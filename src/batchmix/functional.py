@@ -95,6 +95,7 @@ class _Partners:
         self.chunks = _chunks(batch, source[0].numel() if batch else 0)
         self.saved: Tensor | None = None
         self.scratch: Tensor | None = None
+        self.index_list: list[int] | None = None
         if not inplace or len(self.chunks) == 1:
             return
         chunk_of = torch.empty(batch, dtype=torch.long)
@@ -110,23 +111,33 @@ class _Partners:
             self.slot = torch.cumsum(self.preserve.long(), 0) - 1
             self.saved = source.index_select(0, index[self.preserve.to(index.device)])
 
-    def rows(self, start: int, stop: int) -> Tensor:
-        """The partners of rows ``start:stop`` as they were before any write.
+    def rows(self, start: int, stop: int, weight: float | Tensor | None = None) -> Tensor:
+        """The partners of rows ``start:stop`` as they were before any write, times ``weight``.
 
         The result lives in a scratch buffer that the next call overwrites.
         """
         if self.scratch is None:
             longest = max(stop - start for start, stop in self.chunks)
             self.scratch = self.source.new_empty((longest, *self.source.shape[1:]))
-        partner = torch.index_select(
-            self.source, 0, self.index[start:stop], out=self.scratch[: stop - start]
-        )
-        if self.saved is not None:
-            keep = self.preserve[start:stop]
-            if bool(keep.any()):
-                slots = self.slot[start:stop][keep].to(self.saved.device)
-                partner[keep.to(partner.device)] = self.saved.index_select(0, slots)
-        return partner
+        scratch = self.scratch[: stop - start]
+        keep = None if self.saved is None else self.preserve[start:stop]
+        first = self._contiguous_start(start, stop)
+        if first is not None and weight is not None and (keep is None or not bool(keep.any())):
+            # Partners form one block of rows (e.g. "roll"): read them once, no gather.
+            return torch.mul(self.source[first : first + stop - start], weight, out=scratch)
+        partner = torch.index_select(self.source, 0, self.index[start:stop], out=scratch)
+        if keep is not None and self.saved is not None and bool(keep.any()):
+            slots = self.slot[start:stop][keep].to(self.saved.device)
+            partner[keep.to(partner.device)] = self.saved.index_select(0, slots)
+        return partner if weight is None else partner.mul_(weight)
+
+    def _contiguous_start(self, start: int, stop: int) -> int | None:
+        if self.index_list is None:
+            self.index_list = self.index.tolist()
+        rows = self.index_list[start:stop]
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            return int(rows[0])
+        return None
 
 
 def mixup(
@@ -168,11 +179,14 @@ def mixup(
     partners = _Partners(images, index, inplace)
     for start, stop in partners.chunks:
         rows_w, rows_w1 = _rows(w, start, stop), _rows(w1, start, stop)
-        partner = partners.rows(start, stop)
         if floating:
-            rows = torch.mul(images[start:stop], rows_w, out=target[start:stop])
-            rows.add_(partner.mul_(rows_w1))
+            partner = partners.rows(start, stop, rows_w1)
+            if inplace:
+                images[start:stop].mul_(rows_w).add_(partner)
+            else:
+                torch.mul(images[start:stop], rows_w, out=target[start:stop]).add_(partner)
         else:
+            partner = partners.rows(start, stop)
             mixed = images[start:stop].float().mul_(rows_w)
             mixed.add_(partner.float().mul_(rows_w1)).round_().clamp_(0, 255)
             target[start:stop].copy_(mixed)
