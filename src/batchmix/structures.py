@@ -218,5 +218,6 @@ def check_images(owner: str, images: list[Tensor], batch_size: int | None) -> tu
                 f"{owner}: expected all image batches to share one batch size, "
                 f"got {images[0].shape[0]} and {image.shape[0]}."
             )
-    assert size is not None  # parse_sample guarantees at least one image
+    if size is None:
+        raise ValueError(f"{owner}: expected at least one image tensor in the sample, got none.")
     return size

@@ -35,15 +35,13 @@ class MixParams:
         lam: label weight of the original sample: a float for the batch or a ``(B,)`` float64
             tensor per sample. For CutMix it is the exact share of pixels kept (unless
             ``correct_lam=False``); unmixed samples have λ = 1.
-        image_lam: weight for the image kernel (MixUp only; equals ``lam`` there).
         boxes: one box for the batch as ``(x1, y1, x2, y2)``, or ``(B, 4)`` boxes, for CutMix and
-            CutOut; unmixed samples have an empty box.
+            CutOut; unmixed samples have an empty box. MixUp leaves it empty.
     """
 
     index: Tensor
     lam: float | Tensor
-    image_lam: float | Tensor | None = None
-    boxes: F.Box | Tensor | None = None
+    boxes: F.Box | Tensor = (0, 0, 0, 0)
 
 
 def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
@@ -321,11 +319,10 @@ class MixUp(_PairMixer):
             return None
         lam: float | Tensor = drawn[1] if self.mode == "sample" else float(drawn[1][0])
         index = sampling.partner_index(batch_size, self.partner, generator)
-        return MixParams(index=index, lam=lam, image_lam=lam)
+        return MixParams(index=index, lam=lam)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
-        assert params.image_lam is not None
-        return F.mixup(images, params.index, params.image_lam, out=images if inplace else None)
+        return F.mixup(images, params.index, params.lam, out=images if inplace else None)
 
 
 class CutMix(_PairMixer):
@@ -420,7 +417,6 @@ class CutMix(_PairMixer):
         return MixParams(index=index, lam=lam, boxes=boxes)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
-        assert params.boxes is not None
         return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
 
     def extra_repr(self) -> str:
@@ -496,7 +492,6 @@ class CutOut(_BatchTransform):
         return MixParams(index=torch.arange(batch_size), lam=1.0, boxes=boxes)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
-        assert params.boxes is not None
         return F.cutout(images, params.boxes, self.value, out=images if inplace else None)
 
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
