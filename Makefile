@@ -19,9 +19,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+LINT_PATHS := $(wildcard src tests benchmarks examples)
+
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks examples
-	$(PY) -m ruff format --check src tests benchmarks examples
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
 	$(PY) -m mypy
 
 demo: $(STAMP)
