@@ -5,21 +5,28 @@ CutMix, MixUp and CutOut as drop-in replacements for ``torchvision.transforms.v2
 in the DataLoader's collate function and reproducible randomness.
 """
 
-from batchmix import functional, sampling
+from batchmix import functional, saliency, sampling
 from batchmix.collate import MixCollate
 from batchmix.losses import MixCrossEntropy, mix_cross_entropy
+from batchmix.mixers import FMix, GridMix, Mosaic, ResizeMix, SaliencyMix
 from batchmix.transforms import CutMix, CutOut, MixParams, MixUp, RandomMix
 
 __all__ = [
     "CutMix",
     "CutOut",
+    "FMix",
+    "GridMix",
     "MixCollate",
     "MixCrossEntropy",
     "MixParams",
     "MixUp",
+    "Mosaic",
     "RandomMix",
+    "ResizeMix",
+    "SaliencyMix",
     "functional",
     "mix_cross_entropy",
+    "saliency",
     "sampling",
 ]
 

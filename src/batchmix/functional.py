@@ -29,9 +29,13 @@ __all__ = [
     "box_mask",
     "cutmix",
     "cutout",
+    "mask_mix",
     "mix_labels",
+    "mix_labels_multi",
     "mixup",
+    "mosaic",
     "one_hot",
+    "resizemix",
     "smooth_labels",
 ]
 
@@ -347,3 +351,173 @@ def mix_labels(labels: Tensor, index: Tensor, lam: float | Tensor) -> Tensor:
     w, w1 = _weights(lam, labels, labels.dtype)
     partner = labels.index_select(0, index).mul_(w1)
     return partner.add_(labels * w)
+
+
+def mix_labels_multi(labels: Tensor, indices: Tensor, weights: Tensor) -> Tensor:
+    """Rows mixed from several sources: ``Σ_q weights[q, i] · labels[indices[q, i]]``.
+
+    Args:
+        labels: ``(B, K)`` floating rows.
+        indices: ``(Q, B)`` int64 source of each sample for each of the Q parts.
+        weights: ``(Q, B)`` float64 weights; each column should sum to one.
+    """
+    indices = indices.to(labels.device)
+    weights = weights.to(device=labels.device, dtype=torch.float64).to(labels.dtype)
+    out = labels.index_select(0, indices[0]).mul_(weights[0].unsqueeze(1))
+    for q in range(1, indices.shape[0]):
+        out.add_(labels.index_select(0, indices[q]).mul_(weights[q].unsqueeze(1)))
+    return out
+
+
+def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None = None) -> Tensor:
+    """Takes the partner's pixel wherever ``mask`` is ``True`` (FMix, GridMix).
+
+    Args:
+        images: ``(B, ..., H, W)`` tensor of any dtype.
+        index: ``(B,)`` int64 partner indices.
+        mask: ``(B, H, W)`` boolean, or ``(H, W)`` for the whole batch.
+        out: where to write the result; ``images`` itself mixes in place.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 2, 2); x[1] = 1
+        >>> mask_mix(x, torch.tensor([1, 0]), torch.tensor([[True, False], [False, True]]))[0, 0]
+        tensor([[1., 0.],
+                [0., 1.]])
+    """
+    index = index.to(images.device)
+    target = images if out is images else _prepare_out(images, out)
+    height, width = images.shape[-2:]
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    lead = mask.shape[0]
+    mask = mask.to(images.device).view((lead,) + (1,) * (images.ndim - 3) + (height, width))
+    partner = images.index_select(0, index)
+    return torch.where(mask, partner, images, out=target)
+
+
+def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:
+    """Resizes ``(n, ..., H, W)`` to ``size``; bilinear with antialiasing, or nearest for labels."""
+    lead = images.shape[:-2]
+    flat = images.reshape((-1, 1, *images.shape[-2:]))
+    work = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()
+    if nearest:
+        resized = torch.nn.functional.interpolate(work, size=size, mode="nearest-exact")
+    else:
+        resized = torch.nn.functional.interpolate(
+            work, size=size, mode="bilinear", antialias=True, align_corners=False
+        )
+    if not images.is_floating_point():
+        info = torch.iinfo(images.dtype) if images.dtype != torch.bool else None
+        resized = resized.round_()
+        if info is not None:
+            resized = resized.clamp_(info.min, info.max)
+    return resized.to(images.dtype).reshape(lead + size)
+
+
+def resizemix(
+    images: Tensor,
+    index: Tensor,
+    boxes: Box | Tensor,
+    *,
+    nearest: bool = False,
+    out: Tensor | None = None,
+) -> Tensor:
+    """ResizeMix: the whole partner image, resized to the box, is pasted into it.
+
+    Args:
+        images: ``(B, ..., H, W)`` floating or integer tensor.
+        index: ``(B,)`` int64 partner indices.
+        boxes: one ``(x1, y1, x2, y2)`` box for all samples or ``(B, 4)`` boxes.
+        nearest: resize with nearest neighbours (for segmentation masks) instead of bilinear.
+        out: where to write the result; ``images`` itself mixes in place.
+
+    Example:
+        >>> x = torch.zeros(2, 1, 4, 4); x[1] = 1
+        >>> resizemix(x, torch.tensor([1, 0]), (0, 0, 2, 2))[0, 0, :2, :2]
+        tensor([[1., 1.],
+                [1., 1.]])
+    """
+    index = index.to(images.device)
+    inplace = out is images
+    rows = (
+        [boxes] * images.shape[0]
+        if isinstance(boxes, tuple)
+        else [tuple(b) for b in boxes.tolist()]
+    )
+    # Partners are read before any write, so in-place results equal out-of-place ones.
+    if isinstance(boxes, tuple):
+        x1, y1, x2, y2 = boxes
+        patches = None
+        if x2 > x1 and y2 > y1:
+            patches = _resize(images.index_select(0, index), (y2 - y1, x2 - x1), nearest)
+        target = images if inplace else _prepare_out(images, out)
+        if not inplace:
+            target.copy_(images)
+        if patches is not None:
+            target[..., y1:y2, x1:x2] = patches
+        return target
+    partners = index.tolist()
+    pasted = [
+        _resize(images[j : j + 1], (y2 - y1, x2 - x1), nearest)[0] if x2 > x1 and y2 > y1 else None
+        for j, (x1, y1, x2, y2) in zip(partners, rows, strict=True)
+    ]
+    target = images if inplace else _prepare_out(images, out)
+    if not inplace:
+        target.copy_(images)
+    for i, ((x1, y1, x2, y2), patch) in enumerate(zip(rows, pasted, strict=True)):
+        if patch is not None:
+            target[i, ..., y1:y2, x1:x2] = patch
+    return target
+
+
+def mosaic(
+    images: Tensor,
+    partners: Tensor,
+    centres: tuple[int, int] | Tensor,
+    *,
+    out: Tensor | None = None,
+) -> Tensor:
+    """Mosaic: four images tile the output around a centre ``(cx, cy)``.
+
+    The top-left tile keeps the sample's own pixels; the top-right, bottom-left and
+    bottom-right tiles show the pixels at the same positions of ``images[partners[q, i]]`` for
+    ``q = 0, 1, 2``.
+
+    Args:
+        images: ``(B, ..., H, W)`` tensor of any dtype.
+        partners: ``(3, B)`` int64 sources of the other three tiles.
+        centres: one ``(cx, cy)`` for the batch, or ``(B, 2)`` int64.
+        out: where to write the result; ``images`` itself mixes in place.
+
+    Example:
+        >>> x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous()
+        >>> mosaic(x, torch.tensor([[1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]]), (1, 1))[0, 0]
+        tensor([[0., 1.],
+                [2., 3.]])
+    """
+    partners = partners.to(images.device)
+    target = images if out is images else _prepare_out(images, out)
+    height, width = images.shape[-2:]
+    if isinstance(centres, tuple):
+        cx, cy = centres
+        regions = [(cx, 0, width, cy), (0, cy, cx, height), (cx, cy, width, height)]
+        tiles = [
+            images[..., y1:y2, x1:x2].index_select(0, partners[q])
+            for q, (x1, y1, x2, y2) in enumerate(regions)
+        ]
+        if target is not images:
+            target.copy_(images)
+        for (x1, y1, x2, y2), tile in zip(regions, tiles, strict=True):
+            target[..., y1:y2, x1:x2] = tile
+        return target
+    centres = centres.to(images.device)
+    rows = torch.arange(height, device=images.device).view(1, height, 1)
+    cols = torch.arange(width, device=images.device).view(1, 1, width)
+    right = cols >= centres[:, 0].view(-1, 1, 1)
+    bottom = rows >= centres[:, 1].view(-1, 1, 1)
+    shape = (images.shape[0],) + (1,) * (images.ndim - 3) + (height, width)
+    quadrant = (bottom.long() * 2 + right.long()).view(shape)
+    sources = [images.index_select(0, partners[q]) for q in range(3)]
+    result = torch.where(quadrant == 1, sources[0], images)
+    result = torch.where(quadrant == 2, sources[1], result)
+    return torch.where(quadrant == 3, sources[2], result, out=target)

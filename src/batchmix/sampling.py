@@ -175,3 +175,95 @@ def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
     """Share of the image covered by each box, float64 of shape ``(n,)``."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return area.to(torch.float64) / float(height * width)
+
+
+def fmix_masks(
+    lam: Tensor,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    decay_power: float = 3.0,
+) -> Tensor:
+    """FMix masks (Harris et al., 2020): ``(n, H, W)`` booleans, ``True`` where the partner shows.
+
+    Low-frequency noise is drawn in the Fourier domain with amplitude ``1 / f^decay_power`` and
+    transformed back; the ``round((1−λ)·H·W)`` pixels with the largest values form the mask, so
+    the partner's pixel share is ``(1−λ)`` up to one pixel.
+    """
+    n = lam.shape[0]
+    fy = torch.fft.fftfreq(height, dtype=torch.float64).view(-1, 1)
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64).view(1, -1)
+    freq = torch.sqrt(fy**2 + fx**2).clamp(min=1.0 / max(height, width))
+    scale = freq.pow(-decay_power)
+    spectrum = torch.randn((n, 2, *scale.shape), generator=generator, dtype=torch.float64)
+    spectrum = torch.complex(spectrum[:, 0], spectrum[:, 1]) * scale
+    grey = torch.fft.irfftn(spectrum, s=(height, width), dim=(-2, -1)).flatten(1)
+    ranks = torch.empty_like(grey, dtype=torch.long)
+    ranks.scatter_(
+        1, grey.argsort(dim=1, descending=True), torch.arange(height * width).expand(n, -1)
+    )
+    count = ((1.0 - lam.to(torch.float64)) * height * width).round().long()
+    return (ranks < count.view(-1, 1)).view(n, height, width)
+
+
+def grid_masks(
+    lam: Tensor,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    grid: tuple[int, int] = (2, 6),
+) -> Tensor:
+    """GridMix masks: ``(n, H, W)`` booleans over a g×g grid, g uniform in ``grid`` (inclusive).
+
+    ``round((1−λ)·g²)`` cells, chosen at random, come from the partner.
+    """
+    n = lam.shape[0]
+    low, high = grid
+    cells = torch.randint(low, high + 1, (n,), generator=generator)
+    scores = torch.rand(n, high * high, generator=generator)
+    scores[torch.arange(high * high).view(1, -1) >= (cells * cells).view(-1, 1)] = 2.0
+    ranks = torch.empty_like(scores, dtype=torch.long)
+    ranks.scatter_(1, scores.argsort(dim=1), torch.arange(high * high).expand(n, -1))
+    chosen = ranks < ((1.0 - lam.to(torch.float64)) * cells * cells).round().long().view(-1, 1)
+    cell_row = (torch.arange(height).view(1, -1) * cells.view(-1, 1)) // height
+    cell_col = (torch.arange(width).view(1, -1) * cells.view(-1, 1)) // width
+    cell = cell_row.unsqueeze(2) * cells.view(-1, 1, 1) + cell_col.unsqueeze(1)
+    return chosen.gather(1, cell.flatten(1)).view(n, height, width)
+
+
+def resize_boxes(
+    n: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    scale: tuple[float, float] = (0.1, 0.8),
+) -> Tensor:
+    """ResizeMix paste boxes: side ratio τ ~ U(scale), placed uniformly inside the image."""
+    tau = scale[0] + (scale[1] - scale[0]) * torch.rand(n, generator=generator, dtype=torch.float64)
+    box_h = (tau * height).round().long().clamp(1, height)
+    box_w = (tau * width).round().long().clamp(1, width)
+    y1 = _uniform_int_upto(height - box_h, generator)
+    x1 = _uniform_int_upto(width - box_w, generator)
+    return torch.stack([x1, y1, x1 + box_w, y1 + box_h], dim=1)
+
+
+def mosaic_centres(
+    n: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None,
+    centre_range: tuple[float, float] = (0.25, 0.75),
+) -> Tensor:
+    """Mosaic centres ``(n, 2)`` as ``(cx, cy)``, uniform in ``centre_range`` of each side."""
+    lo, hi = centre_range
+    u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
+    frac = lo + (hi - lo) * u
+    return torch.stack([(frac[:, 0] * width).round(), (frac[:, 1] * height).round()], 1).long()
+
+
+def boxes_at(centres_xy: Tensor, lam: Tensor, height: int, width: int) -> Tensor:
+    """CutMix-sized boxes (sides from λ as in :func:`cutmix_boxes`) around given centres."""
+    ratio = 0.5 * torch.sqrt(1.0 - lam.to(torch.float64))
+    half_w = (ratio * width).floor().long()
+    half_h = (ratio * height).floor().long()
+    return _clip_boxes(centres_xy[:, 1], centres_xy[:, 0], half_h, half_w, height, width)

@@ -70,7 +70,7 @@ def parse_labels_getter(
     )
 
 
-_UNSUPPORTED = (tv_tensors.Mask, tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)
+_UNSUPPORTED = (tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)
 
 
 def _is_image(leaf: Any) -> bool:
@@ -81,13 +81,13 @@ def _is_image(leaf: Any) -> bool:
 
 @dataclass
 class ParsedSample:
-    """A flattened sample: its leaves, where the images and labels sit, and how to rebuild it."""
+    """A flattened sample: its leaves, where images, masks and labels sit, how to rebuild it."""
 
     leaves: list[Any]
     spec: Any
     image_positions: list[int]
+    mask_positions: list[int]
     label_position: int | None
-    top_level_tuple: bool
 
     @property
     def labels(self) -> Tensor | None:
@@ -97,16 +97,21 @@ class ParsedSample:
     def images(self) -> list[Tensor]:
         return [self.leaves[k] for k in self.image_positions]
 
-    def rebuild(self, images: list[Tensor], labels: Tensor | None) -> Any:
-        """The original structure with ``images`` and ``labels`` in place of the old ones."""
+    @property
+    def masks(self) -> list[Tensor]:
+        return [self.leaves[k] for k in self.mask_positions]
+
+    def rebuild(self, images: list[Tensor], masks: list[Tensor], labels: Tensor | None) -> Any:
+        """The original structure with new images, masks and labels in place of the old ones."""
         leaves = list(self.leaves)
-        for position, image in zip(self.image_positions, images, strict=True):
-            original = leaves[position]
-            if isinstance(original, tv_tensors.TVTensor) and not isinstance(
-                image, tv_tensors.TVTensor
-            ):
-                image = tv_tensors.wrap(image, like=original)
-            leaves[position] = image
+        for positions, values in ((self.image_positions, images), (self.mask_positions, masks)):
+            for position, value in zip(positions, values, strict=True):
+                original = leaves[position]
+                if isinstance(original, tv_tensors.TVTensor) and not isinstance(
+                    value, tv_tensors.TVTensor
+                ):
+                    value = tv_tensors.wrap(value, like=original)
+                leaves[position] = value
         if self.label_position is not None and labels is not None:
             leaves[self.label_position] = labels
         return tree_unflatten(leaves, self.spec)
@@ -119,7 +124,9 @@ def parse_sample(
     *,
     labels_required: bool,
 ) -> ParsedSample:
-    """Flattens ``inputs`` and locates labels and images, raising before anything is modified.
+    """Flattens ``inputs`` and locates labels, images and masks, before anything is modified.
+
+    Samples with segmentation masks need no image-level labels.
 
     Args:
         owner: name of the calling transform, for error messages.
@@ -132,11 +139,15 @@ def parse_sample(
     sample = inputs if len(inputs) > 1 else inputs[0]
     leaves, spec = tree_flatten(sample)
     _reject_unsupported(owner, leaves)
+    mask_positions = [k for k, leaf in enumerate(leaves) if isinstance(leaf, tv_tensors.Mask)]
+    labels_required = labels_required and not mask_positions
 
     label_position = None
     bare_tensor = isinstance(sample, Tensor)
     if labels_getter is not None and not (bare_tensor and not labels_required):
         labels = None if bare_tensor else labels_getter(sample)
+        if mask_positions and not isinstance(labels, Tensor):
+            labels = None  # segmentation targets, no image-level labels
         if labels is None:
             if labels_required:
                 raise ValueError(
@@ -144,7 +155,7 @@ def parse_sample(
                     "a dict with a 'labels'-like key, or a labels_getter, "
                     f"got {_describe(sample)}."
                 )
-        elif not isinstance(labels, Tensor):
+        elif not isinstance(labels, Tensor) or isinstance(labels, tv_tensors.Mask):
             raise TypeError(
                 f"{owner}: expected the labels to be a torch.Tensor, got {type(labels).__name__}."
             )
@@ -162,7 +173,7 @@ def parse_sample(
         raise ValueError(
             f"{owner}: expected at least one image tensor in the sample, got {_describe(sample)}."
         )
-    return ParsedSample(leaves, spec, image_positions, label_position, isinstance(sample, tuple))
+    return ParsedSample(leaves, spec, image_positions, mask_positions, label_position)
 
 
 def _reject_unsupported(owner: str, leaves: list[Any]) -> None:
@@ -170,7 +181,7 @@ def _reject_unsupported(owner: str, leaves: list[Any]) -> None:
         if isinstance(leaf, _UNSUPPORTED):
             raise ValueError(
                 f"{owner}: expected image batches and labels, got a {type(leaf).__name__}; "
-                "masks, boxes and keypoints are not mixed by this transform."
+                "bounding boxes and keypoints are not mixed by this transform."
             )
         if type(leaf).__module__.startswith("PIL."):
             raise TypeError(
@@ -221,3 +232,18 @@ def check_images(owner: str, images: list[Tensor], batch_size: int | None) -> tu
     if size is None:
         raise ValueError(f"{owner}: expected at least one image tensor in the sample, got none.")
     return size
+
+
+def check_masks(owner: str, masks: list[Tensor], batch_size: int, size: tuple[int, int]) -> None:
+    """Checks that segmentation masks are ``(B, H, W)`` or ``(B, 1, H, W)`` like the images."""
+    for mask in masks:
+        shape = tuple(mask.shape)
+        if mask.ndim not in (3, 4) or (mask.ndim == 4 and shape[1] != 1):
+            raise ValueError(
+                f"{owner}: expected masks of shape (B, H, W) or (B, 1, H, W), got {shape}."
+            )
+        if shape[0] != batch_size or (int(shape[-2]), int(shape[-1])) != size:
+            raise ValueError(
+                f"{owner}: expected masks matching the images' batch and size "
+                f"({batch_size}, {size[0]}, {size[1]}), got {shape}."
+            )

@@ -21,7 +21,13 @@ from torch import Tensor, nn
 from batchmix import functional as F
 from batchmix import sampling
 from batchmix.sampling import MODES, PARTNERS, Mode, Partner
-from batchmix.structures import LabelsGetter, check_images, parse_labels_getter, parse_sample
+from batchmix.structures import (
+    LabelsGetter,
+    check_images,
+    check_masks,
+    parse_labels_getter,
+    parse_sample,
+)
 
 __all__ = ["CutMix", "CutOut", "MixParams", "MixUp", "RandomMix"]
 
@@ -150,26 +156,41 @@ class _BatchTransform(nn.Module):
         batch_size = None if labels is None else int(labels.shape[0])
         rows = None if labels is None else self._label_rows(labels)
         height, width = check_images(name, parsed.images, batch_size)
+        batch = int(parsed.images[0].shape[0])
+        check_masks(name, parsed.masks, batch, (height, width))
         params = None
         if self.enabled:
             generator = sampling.resolve_generator(self.generator)
-            params = self.make_params(int(parsed.images[0].shape[0]), height, width, generator)
+            params = self.make_params(batch, height, width, generator, images=parsed.images[0])
         if params is None:
-            return parsed.rebuild(parsed.images, rows)
+            return parsed.rebuild(parsed.images, parsed.masks, rows)
         use_inplace = self.inplace if inplace is None else inplace
         images = [self._mix_images(image, params, use_inplace) for image in parsed.images]
+        masks = [self._mix_masks(mask, params, use_inplace) for mask in parsed.masks]
         if rows is not None:
             rows = self._mix_rows(rows, params)
-        return parsed.rebuild(images, rows)
+        return parsed.rebuild(images, masks, rows)
 
     def make_params(
-        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
     ) -> MixParams | None:
-        """Draws this call's parameters; ``None`` when nothing is mixed."""
+        """Draws this call's parameters; ``None`` when nothing is mixed.
+
+        ``images`` (the first image batch) is only read by content-aware mixers (SaliencyMix).
+        """
         raise NotImplementedError
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         raise NotImplementedError
+
+    def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        """Segmentation masks follow the images' regions (pixels are copied, never blended)."""
+        return self._mix_images(masks, params, inplace)
 
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
         return F.mix_labels(rows, params.index, params.lam)
@@ -250,15 +271,21 @@ class _PairMixer(_BatchTransform):
             f"partner={self.partner!r}, label_smoothing={self.label_smoothing}, inplace={self.inplace}"
         )
 
+    def _draw_applied_for_mode(
+        self, batch_size: int, generator: torch.Generator | None
+    ) -> Tensor | None:
+        """Apply decisions, one (batch mode) or one per sample; ``None`` when none is drawn."""
+        applied = self._draw_applied(1 if self.mode == "batch" else batch_size, generator)
+        return applied if bool(applied.any()) else None
+
     def _draw_lam(
         self, batch_size: int, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor] | None:
         """Apply decisions and λ: ``(applied, lam)`` of length 1 (batch mode) or B, or ``None``."""
-        count = 1 if self.mode == "batch" else batch_size
-        applied = self._draw_applied(count, generator)
-        if not bool(applied.any()):
+        applied = self._draw_applied_for_mode(batch_size, generator)
+        if applied is None:
             return None
-        lam = sampling.beta(self.alpha, count, generator)
+        lam = sampling.beta(self.alpha, applied.shape[0], generator)
         return applied, torch.where(applied, lam, torch.ones_like(lam))
 
 
@@ -312,7 +339,12 @@ class MixUp(_PairMixer):
         )
 
     def make_params(
-        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
     ) -> MixParams | None:
         drawn = self._draw_lam(batch_size, generator)
         if drawn is None:
@@ -323,6 +355,13 @@ class MixUp(_PairMixer):
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.mixup(images, params.index, params.lam, out=images if inplace else None)
+
+    def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        """A blended image has no single true mask: each keeps the mask of its heavier part."""
+        lam = torch.as_tensor(params.lam, dtype=torch.float64).expand(masks.shape[0])
+        own = (lam >= 0.5).to(masks.device).view((-1,) + (1,) * (masks.ndim - 1))
+        partner = masks.index_select(0, params.index.to(masks.device))
+        return torch.where(own, masks, partner, out=masks if inplace else None)
 
 
 class CutMix(_PairMixer):
@@ -400,7 +439,12 @@ class CutMix(_PairMixer):
         )
 
     def make_params(
-        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
     ) -> MixParams | None:
         drawn = self._draw_lam(batch_size, generator)
         if drawn is None:
@@ -482,7 +526,12 @@ class CutOut(_BatchTransform):
         return super()._label_rows(labels)
 
     def make_params(
-        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
     ) -> MixParams | None:
         applied = self._draw_applied(batch_size, generator)
         if not bool(applied.any()):
@@ -496,6 +545,9 @@ class CutOut(_BatchTransform):
 
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
         return rows
+
+    def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        return masks  # CutOut hides pixels; what the mask labels stays true
 
     def extra_repr(self) -> str:
         return f"size={self.size}, value={self.value}, num_classes={self.num_classes}, p={self.p}"

@@ -1,0 +1,532 @@
+"""More mixers: :class:`ResizeMix`, :class:`FMix`, :class:`SaliencyMix`, :class:`GridMix`,
+:class:`Mosaic`.
+
+They share the conventions of :class:`~batchmix.CutMix` (input structures, label formats,
+``mode``, ``partner``, ``p``, ``generator``, uint8/float, ``inplace``, errors), and their label
+weight is always the exact share of pixels each source contributes. Segmentation masks
+(``tv_tensors.Mask``) in the sample are mixed with the very same regions as the images.
+
+Papers: ResizeMix (Qin et al., 2020), FMix (Harris et al., 2020), SaliencyMix (Uddin et al.,
+ICLR 2021), GridMix (Baek et al., Pattern Recognition 2021), Mosaic (Bochkovskiy et al.,
+YOLOv4, 2020).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+from torch import Tensor
+
+from batchmix import functional as F
+from batchmix import saliency, sampling
+from batchmix.sampling import Mode, Partner
+from batchmix.structures import LabelsGetter
+from batchmix.transforms import MixParams, _PairMixer
+
+__all__ = ["FMix", "GridMix", "Mosaic", "ResizeMix", "SaliencyMix"]
+
+
+def _check_range(
+    owner: str, name: str, value: object, low: float, high: float
+) -> tuple[float, float]:
+    if isinstance(value, tuple | list) and len(value) == 2:
+        lo, hi = value[0], value[1]
+        if isinstance(lo, int | float) and isinstance(hi, int | float) and low <= lo <= hi <= high:
+            return float(lo), float(hi)
+    raise ValueError(
+        f"{owner}: expected {name} to be (lo, hi) with {low:g} <= lo <= hi <= {high:g}, got {value!r}."
+    )
+
+
+def _batch_or_sample(
+    mode: Mode, lam: Tensor, boxes: Tensor
+) -> tuple[float | Tensor, F.Box | Tensor]:
+    """Parameters as a float and a tuple box in batch mode, tensors in sample mode."""
+    if mode == "batch":
+        x1, y1, x2, y2 = (int(v) for v in boxes[0])
+        return float(lam[0]), (x1, y1, x2, y2)
+    return lam, boxes
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskParams(MixParams):
+    """Parameters of a mask mixer: ``mask`` ``(n, H, W)`` is ``True`` where the partner shows."""
+
+    mask: Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class MosaicParams(MixParams):
+    """Parameters of Mosaic: three more sources per sample, tile centres and area weights.
+
+    Attributes:
+        partners: ``(3, B)`` sources of the top-right, bottom-left and bottom-right tiles.
+        centres: ``(cx, cy)`` for the batch or ``(B, 2)``.
+        weights: ``(4, B)`` float64 pixel shares of the four tiles (own tile first).
+    """
+
+    partners: Tensor
+    centres: tuple[int, int] | Tensor
+    weights: Tensor
+
+
+class _Common(_PairMixer):
+    """Constructor shared by the mixers below (``alpha`` only where λ is drawn from Beta)."""
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None,
+        alpha: float,
+        p: float,
+        mode: Mode,
+        partner: Partner,
+        label_smoothing: float,
+        inplace: bool,
+        generator: torch.Generator | None,
+        labels_getter: str | LabelsGetter | None,
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+
+
+class ResizeMix(_Common):
+    """ResizeMix: the whole partner image, shrunk by τ ~ U(``scale``), is pasted at a uniformly
+    drawn place; the label weight of the partner is the pasted area's share.
+
+    Masks are resized with nearest neighbours, images bilinearly with antialiasing.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        scale: range of τ, the pasted image's side as a fraction of the image side.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one τ and place per call, ``"sample"`` one per sample.
+        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> images, labels = ResizeMix(num_classes=10)(torch.rand(4, 3, 32, 32), torch.arange(4))
+        >>> labels.shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        scale: tuple[float, float] = (0.1, 0.8),
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=1.0,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        self.scale = _check_range("ResizeMix", "scale", scale, 0.0, 1.0)
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+    ) -> MixParams | None:
+        applied = self._draw_applied_for_mode(batch_size, generator)
+        if applied is None:
+            return None
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        boxes = sampling.resize_boxes(applied.shape[0], height, width, generator, self.scale)
+        boxes[~applied] = 0
+        lam, box_arg = _batch_or_sample(
+            self.mode, 1.0 - sampling.box_area_fraction(boxes, height, width), boxes
+        )
+        return MixParams(index=index, lam=lam, boxes=box_arg)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        return F.resizemix(images, params.index, params.boxes, out=images if inplace else None)
+
+    def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        return F.resizemix(
+            masks, params.index, params.boxes, nearest=True, out=masks if inplace else None
+        )
+
+
+class _MaskMixer(_Common):
+    """Mixers whose partner region is a pixel mask drawn from λ."""
+
+    def _draw_masks(
+        self, lam: Tensor, height: int, width: int, generator: torch.Generator | None
+    ) -> Tensor:
+        raise NotImplementedError
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+    ) -> MixParams | None:
+        drawn = self._draw_lam(batch_size, generator)
+        if drawn is None:
+            return None
+        applied, lam = drawn
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        masks = self._draw_masks(lam, height, width, generator)
+        masks[~applied] = False
+        share = 1.0 - masks.flatten(1).double().mean(1)
+        return MaskParams(
+            index=index, lam=float(share[0]) if self.mode == "batch" else share, mask=masks
+        )
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        mask = cast(MaskParams, params).mask
+        return F.mask_mix(images, params.index, mask, out=images if inplace else None)
+
+
+class FMix(_MaskMixer):
+    """FMix: the partner shows through a mask made by thresholding low-frequency Fourier noise
+    (amplitude ∝ 1/f^``decay_power``) so that about (1−λ) of the pixels come from it; the label
+    weight is the mask's exact share.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        alpha: Beta distribution parameter, > 0.
+        decay_power: spectral decay of the noise; larger values give smoother, blobbier masks.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one λ and mask per call, ``"sample"`` one per sample.
+        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> images, labels = FMix(num_classes=10)(torch.rand(4, 3, 32, 32), torch.arange(4))
+        >>> bool(torch.allclose(labels.sum(1), torch.ones(4)))
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        alpha: float = 1.0,
+        decay_power: float = 3.0,
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        if (
+            isinstance(decay_power, bool)
+            or not isinstance(decay_power, int | float)
+            or decay_power <= 0
+        ):
+            raise ValueError(
+                f"FMix: expected decay_power to be a positive number, got {decay_power!r}."
+            )
+        self.decay_power = float(decay_power)
+
+    def _draw_masks(
+        self, lam: Tensor, height: int, width: int, generator: torch.Generator | None
+    ) -> Tensor:
+        return sampling.fmix_masks(lam, height, width, generator, self.decay_power)
+
+
+class GridMix(_MaskMixer):
+    """GridMix: the image is cut into a g×g grid (g uniform in ``grid``) and round((1−λ)·g²)
+    randomly chosen cells come from the partner; the label weight is the exact pixel share.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        alpha: Beta distribution parameter, > 0.
+        grid: inclusive range of the number of cells per side.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one λ and grid per call, ``"sample"`` one per sample.
+        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> images, labels = GridMix(num_classes=10)(torch.rand(4, 3, 32, 32), torch.arange(4))
+        >>> images.shape
+        torch.Size([4, 3, 32, 32])
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        alpha: float = 1.0,
+        grid: tuple[int, int] = (2, 6),
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        valid = (
+            isinstance(grid, tuple | list)
+            and len(grid) == 2
+            and all(isinstance(g, int) and not isinstance(g, bool) for g in grid)
+        )
+        if not valid or not 1 <= grid[0] <= grid[1]:
+            raise ValueError(
+                f"GridMix: expected grid to be (lo, hi) integers with 1 <= lo <= hi, got {grid!r}."
+            )
+        self.grid = (int(grid[0]), int(grid[1]))
+
+    def _draw_masks(
+        self, lam: Tensor, height: int, width: int, generator: torch.Generator | None
+    ) -> Tensor:
+        return sampling.grid_masks(lam, height, width, generator, self.grid)
+
+
+class SaliencyMix(_Common):
+    """SaliencyMix: a CutMix box (sides from λ) centred on the partner's most salient pixel.
+
+    The built-in saliency is the spectral residual (:func:`batchmix.saliency.spectral_residual`,
+    the method of the paper's reference code); pass ``saliency=`` a callable mapping the image
+    batch ``(B, C, H, W)`` to maps ``(B, H, W)`` to use your own (for instance precomputed maps
+    looked up by the callable). In batch mode the one box is centred on the saliency peak of the
+    first sample's partner, as in the paper's code.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        alpha: Beta distribution parameter, > 0.
+        saliency: ``"spectral"`` or a callable returning ``(B, H, W)`` saliency maps.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
+        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> images, labels = SaliencyMix(num_classes=10)(torch.rand(4, 3, 32, 32), torch.arange(4))
+        >>> labels.shape
+        torch.Size([4, 10])
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        alpha: float = 1.0,
+        saliency: str | Callable[[Tensor], Tensor] = "spectral",
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=alpha,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        if saliency != "spectral" and not callable(saliency):
+            raise ValueError(
+                f"SaliencyMix: expected saliency to be 'spectral' or a callable, got {saliency!r}."
+            )
+        self.saliency = saliency
+
+    def _maps(self, images: Tensor) -> Tensor:
+        if callable(self.saliency):
+            maps = self.saliency(images)
+            expected = (images.shape[0], *images.shape[-2:])
+            if not isinstance(maps, Tensor) or tuple(maps.shape) != expected:
+                got = tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__
+                raise ValueError(
+                    f"SaliencyMix: expected the saliency callable to return maps of shape {expected}, got {got}."
+                )
+            return maps
+        return saliency.spectral_residual(images)
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+    ) -> MixParams | None:
+        if images is None:
+            raise ValueError("SaliencyMix: expected the image batch to compute saliency from.")
+        drawn = self._draw_lam(batch_size, generator)
+        if drawn is None:
+            return None
+        applied, lam = drawn
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        sources = index[: lam.shape[0]]
+        peaks = saliency.peak(self._maps(images.index_select(0, sources.to(images.device)))).cpu()
+        boxes = sampling.boxes_at(peaks, lam, height, width)
+        boxes[~applied] = 0
+        lam_out, box_arg = _batch_or_sample(
+            self.mode, 1.0 - sampling.box_area_fraction(boxes, height, width), boxes
+        )
+        return MixParams(index=index, lam=lam_out, boxes=box_arg)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
+
+
+class Mosaic(_Common):
+    """Mosaic: four images tile the output around a centre drawn in ``centre_range`` of each side.
+
+    The top-left tile is the sample's own; the other three come from its partner, its partner's
+    partner and the next one along (for ``"roll"``: samples i−1, i−2, i−3). Each tile shows its
+    source's pixels at the same positions (no rescaling), so label weights are the tiles' areas.
+
+    Args:
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        centre_range: range of the centre, as a fraction of each side.
+        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        mode: ``"batch"`` draws one centre per call, ``"sample"`` one per sample.
+        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
+
+    Example:
+        >>> images, labels = Mosaic(num_classes=10)(torch.rand(4, 3, 32, 32), torch.arange(4))
+        >>> int((labels > 0).sum(1).max())
+        4
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        centre_range: tuple[float, float] = (0.25, 0.75),
+        p: float = 1.0,
+        mode: Mode = "batch",
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            alpha=1.0,
+            p=p,
+            mode=mode,
+            partner=partner,
+            label_smoothing=label_smoothing,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        self.centre_range = _check_range("Mosaic", "centre_range", centre_range, 0.0, 1.0)
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+    ) -> MixParams | None:
+        applied = self._draw_applied_for_mode(batch_size, generator)
+        if applied is None:
+            return None
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        second = index[index]
+        partners = torch.stack([index, second, index[second]])
+        centres = sampling.mosaic_centres(
+            applied.shape[0], height, width, generator, self.centre_range
+        )
+        centres[~applied] = torch.tensor([width, height])
+        cx, cy = centres[:, 0].double(), centres[:, 1].double()
+        weights = torch.stack(
+            [cx * cy, (width - cx) * cy, cx * (height - cy), (width - cx) * (height - cy)]
+        )
+        weights = (weights / (height * width)).expand(4, batch_size)
+        centre_arg: tuple[int, int] | Tensor = centres
+        if self.mode == "batch":
+            centre_arg = (int(centres[0, 0]), int(centres[0, 1]))
+        return MosaicParams(
+            index=index,
+            lam=weights[0] if self.mode == "sample" else float(weights[0, 0]),
+            partners=partners,
+            centres=centre_arg,
+            weights=weights,
+        )
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        tiles = cast(MosaicParams, params)
+        return F.mosaic(images, tiles.partners, tiles.centres, out=images if inplace else None)
+
+    def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
+        tiles = cast(MosaicParams, params)
+        own = torch.arange(rows.shape[0]).unsqueeze(0)
+        return F.mix_labels_multi(rows, torch.cat([own, tiles.partners]), tiles.weights)

@@ -1,0 +1,330 @@
+"""ResizeMix, FMix, SaliencyMix, GridMix, Mosaic, and segmentation masks for every mixer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as TF
+from hypothesis import given
+from hypothesis import strategies as st
+from torchvision import tv_tensors
+
+import batchmix
+from batchmix import MixParams, functional
+from batchmix.mixers import MaskParams, MosaicParams
+from batchmix.transforms import _BatchTransform
+
+K = 10
+NEW: dict[str, Callable[..., _BatchTransform]] = {
+    "resizemix": batchmix.ResizeMix,
+    "fmix": batchmix.FMix,
+    "saliencymix": batchmix.SaliencyMix,
+    "gridmix": batchmix.GridMix,
+    "mosaic": batchmix.Mosaic,
+}
+COPYING = {k: v for k, v in NEW.items() if k != "resizemix"}  # outputs copy pixels exactly
+ALL_WITH_MASKS = {
+    **NEW,
+    "cutmix": batchmix.CutMix,
+    "mixup": batchmix.MixUp,
+    "cutout": batchmix.CutOut,
+}
+
+
+def _seeded(
+    name: str, seed: int, table: dict[str, Callable[..., _BatchTransform]] = NEW, **kwargs: Any
+) -> _BatchTransform:
+    return table[name](num_classes=K, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def _params(transform: _BatchTransform, seed: int, images: torch.Tensor) -> MixParams:
+    params = transform.make_params(
+        images.shape[0],
+        images.shape[-2],
+        images.shape[-1],
+        torch.Generator().manual_seed(seed),
+        images=images,
+    )
+    assert params is not None
+    return params
+
+
+def _distinct(batch: int, size: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(batch * 3 * size * size, generator=g).float().view(batch, 3, size, size)
+
+
+def _sources(params: MixParams, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate sources per sample ``(Q, B)`` and their expected pixel shares ``(Q, B)``."""
+    own = torch.arange(batch)
+    if isinstance(params, MosaicParams):
+        return torch.cat([own.unsqueeze(0), params.partners]), params.weights
+    lam = torch.as_tensor(params.lam, dtype=torch.float64).expand(batch)
+    return torch.stack([own, params.index]), torch.stack([lam, 1 - lam])
+
+
+@pytest.mark.parametrize("name", list(COPYING))
+class TestPixelShares:
+    @given(
+        batch=st.integers(1, 6),
+        size=st.integers(4, 20),
+        seed=st.integers(0, 10**6),
+        mode=st.sampled_from(["batch", "sample"]),
+        partner=st.sampled_from(["roll", "flip", "random"]),
+    )
+    def test_share_of_each_source_equals_its_label_weight(
+        self, name: str, batch: int, size: int, seed: int, mode: str, partner: str
+    ) -> None:
+        images = _distinct(batch, size, seed)
+        labels = torch.arange(batch) % K
+        transform = _seeded(name, seed, mode=mode, partner=partner)
+        mixed, rows = transform(images, labels)
+        params = _params(transform, seed, images)
+        sources, shares = _sources(params, batch)
+        torch.testing.assert_close(rows.sum(1), torch.ones(batch))
+        expected_rows = torch.zeros(batch, K, dtype=torch.float64)
+        for q in range(sources.shape[0]):
+            expected_rows[torch.arange(batch), labels[sources[q]]] += shares[q]
+        covered = torch.zeros(batch, size, size, dtype=torch.bool)
+        for i in range(batch):
+            for source in sources[:, i].unique().tolist():
+                # Pixel values are distinct across samples, so a pixel's origin is unambiguous.
+                from_source = (mixed[i] == images[source]).all(dim=0)
+                covered[i] |= from_source
+                expected = float(shares[:, i][sources[:, i] == source].sum())
+                assert float(from_source.double().mean()) == pytest.approx(expected, abs=1e-9)
+        assert bool(covered.all()), "a pixel came from none of the sources"
+        torch.testing.assert_close(rows.double(), expected_rows, rtol=0, atol=1e-6)
+
+
+class TestResizeMix:
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    def test_pastes_resized_partner(self, mode: str) -> None:
+        images = torch.rand(4, 3, 24, 24)
+        transform = _seeded("resizemix", 1, mode=mode)
+        mixed, _rows = transform(images, torch.arange(4))
+        params = _params(transform, 1, images)
+        boxes = (
+            params.boxes
+            if isinstance(params.boxes, torch.Tensor)
+            else torch.tensor([params.boxes] * 4)
+        )
+        for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+            expected = images[i].clone()
+            if x2 > x1 and y2 > y1:
+                patch = TF.interpolate(
+                    images[params.index[i]][None],
+                    size=(y2 - y1, x2 - x1),
+                    mode="bilinear",
+                    antialias=True,
+                    align_corners=False,
+                )
+                expected[:, y1:y2, x1:x2] = patch[0]
+            torch.testing.assert_close(mixed[i], expected)
+            share = (x2 - x1) * (y2 - y1) / 24**2
+            lam = float(params.lam[i]) if isinstance(params.lam, torch.Tensor) else params.lam
+            assert lam == pytest.approx(1 - share)
+
+    def test_scale_bounds_patch_size(self) -> None:
+        transform = _seeded("resizemix", 0, mode="sample", scale=(0.25, 0.5))
+        params = _params(transform, 0, torch.empty(500, 1, 40, 40))
+        assert isinstance(params.boxes, torch.Tensor)
+        sides = params.boxes[:, 2] - params.boxes[:, 0]
+        assert int(sides.min()) >= 10 and int(sides.max()) <= 20
+        assert int(params.boxes[:, 2].max()) <= 40 and int(params.boxes[:, 0].min()) >= 0
+
+
+class TestSaliencyMix:
+    def test_box_centred_on_partner_peak(self) -> None:
+        images = torch.full((2, 3, 32, 32), 0.3) + 0.02 * torch.rand(
+            2, 3, 32, 32, generator=torch.Generator().manual_seed(0)
+        )
+        peaks = torch.tensor([[5, 7], [20, 25]])
+
+        def saliency(batch: torch.Tensor) -> torch.Tensor:
+            maps = torch.zeros(batch.shape[0], 32, 32)
+            for i in range(batch.shape[0]):
+                # The maps follow the image content: find which sample this is by its mean.
+                j = int(torch.argmin((images.mean((1, 2, 3)) - batch[i].mean()).abs()))
+                maps[i, peaks[j, 1], peaks[j, 0]] = 1.0
+            return maps
+
+        transform = batchmix.SaliencyMix(
+            num_classes=K,
+            mode="sample",
+            saliency=saliency,
+            generator=torch.Generator().manual_seed(3),
+        )
+        params = _params(transform, 3, images)
+        assert isinstance(params.boxes, torch.Tensor)
+        for i, (x1, y1, x2, y2) in enumerate(params.boxes.tolist()):
+            px, py = peaks[int(params.index[i])].tolist()
+            if x2 > x1:
+                assert x1 <= px <= x2 and y1 <= py <= y2
+
+    def test_spectral_residual_finds_an_object(self) -> None:
+        images = 0.3 + 0.05 * torch.rand(2, 3, 64, 48, generator=torch.Generator().manual_seed(0))
+        images[0, :, 10:20, 30:40] = 1.0
+        images[1, :, 40:50, 5:15] = 1.0
+        peaks = batchmix.saliency.peak(batchmix.saliency.spectral_residual(images))
+        assert 28 <= int(peaks[0, 0]) <= 41 and 8 <= int(peaks[0, 1]) <= 21
+        assert 3 <= int(peaks[1, 0]) <= 16 and 38 <= int(peaks[1, 1]) <= 51
+
+    def test_bad_saliency_output(self) -> None:
+        transform = batchmix.SaliencyMix(
+            num_classes=K, mode="sample", saliency=lambda x: torch.zeros(3)
+        )
+        with pytest.raises(
+            ValueError,
+            match=r"SaliencyMix: expected the saliency callable to return maps of shape \(2, 8, 8\), got \(3,\)",
+        ):
+            transform(torch.rand(2, 3, 8, 8), torch.tensor([0, 1]))
+
+
+class TestMaskKernels:
+    def test_fmix_share_matches_lambda(self) -> None:
+        lam = torch.rand(50, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        masks = batchmix.sampling.fmix_masks(lam, 16, 20, torch.Generator().manual_seed(1))
+        share = masks.flatten(1).double().mean(1)
+        assert float((share - (1 - lam)).abs().max()) <= 0.5 / 320 + 1e-12
+
+    def test_grid_cells_are_whole(self) -> None:
+        lam = torch.full((20,), 0.5, dtype=torch.float64)
+        masks = batchmix.sampling.grid_masks(
+            lam, 12, 12, torch.Generator().manual_seed(0), grid=(3, 3)
+        )
+        cells = masks.view(20, 3, 4, 3, 4)
+        assert bool((cells.all(dim=(2, 4)) | ~cells.any(dim=(2, 4))).all())
+        assert bool((masks.flatten(1).sum(1) == 4 * 16).all())  # round(0.5 · 9) = 4 cells
+
+
+@pytest.mark.parametrize("name", list(NEW))
+class TestCommonConventions:
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    def test_no_mutation_and_inplace_equal(self, name: str, mode: str, dtype: torch.dtype) -> None:
+        images = (torch.rand(5, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 255).to(
+            dtype
+        )
+        labels = torch.tensor([0, 1, 2, 3, 4])
+        before, version = images.clone(), images._version
+        mixed, rows = _seeded(name, 7, mode=mode)(images, labels)
+        assert images._version == version and torch.equal(images, before)
+        assert mixed.dtype == dtype and not torch.equal(mixed, images)
+        work = images.clone()
+        mixed_inplace, rows_inplace = _seeded(name, 7, mode=mode, inplace=True)(work, labels)
+        assert mixed_inplace.data_ptr() == work.data_ptr()
+        assert torch.equal(mixed_inplace, mixed) and torch.equal(rows_inplace, rows)
+
+    @pytest.mark.parametrize("batch", [1, 3])
+    def test_small_and_odd_batches(self, name: str, batch: int) -> None:
+        mixed, rows = _seeded(name, 0)(torch.rand(batch, 3, 16, 16), torch.arange(batch))
+        assert mixed.shape == (batch, 3, 16, 16)
+        torch.testing.assert_close(rows.sum(1), torch.ones(batch))
+
+    def test_p_zero_and_disabled(self, name: str) -> None:
+        images, labels = torch.rand(4, 3, 16, 16), torch.arange(4)
+        mixed, _ = _seeded(name, 0, p=0.0)(images, labels)
+        assert mixed is images
+        transform = _seeded(name, 0)
+        transform.enabled = False
+        assert transform(images, labels)[0] is images
+
+    def test_errors(self, name: str) -> None:
+        with pytest.raises(ValueError, match=f"{NEW[name].__name__}: expected p in"):
+            NEW[name](p=2.0)
+        with pytest.raises(ValueError, match=f"{NEW[name].__name__}: expected images of shape"):
+            NEW[name](num_classes=K)(torch.rand(3, 8, 8), torch.tensor([0, 1, 2]))
+        with pytest.raises(ValueError, match=f"{NEW[name].__name__}: expected class indices"):
+            NEW[name](num_classes=K)(torch.rand(2, 3, 8, 8), torch.tensor([0, 10]))
+
+    def test_inside_random_mix(self, name: str) -> None:
+        mix = batchmix.RandomMix([NEW[name](num_classes=K), batchmix.CutMix(num_classes=K)])
+        _, rows = mix(torch.rand(4, 3, 16, 16), torch.arange(4))
+        assert rows.shape == (4, K)
+
+
+class TestConstructorErrors:
+    def test_ranges(self) -> None:
+        with pytest.raises(ValueError, match=r"ResizeMix: expected scale to be \(lo, hi\)"):
+            batchmix.ResizeMix(scale=(0.5, 0.1))
+        with pytest.raises(ValueError, match=r"Mosaic: expected centre_range to be \(lo, hi\)"):
+            batchmix.Mosaic(centre_range=(0.2, 1.5))
+        with pytest.raises(ValueError, match=r"GridMix: expected grid to be \(lo, hi\) integers"):
+            batchmix.GridMix(grid=(0, 3))
+        with pytest.raises(ValueError, match="FMix: expected decay_power to be a positive number"):
+            batchmix.FMix(decay_power=0)
+        with pytest.raises(
+            ValueError, match="SaliencyMix: expected saliency to be 'spectral' or a callable"
+        ):
+            batchmix.SaliencyMix(saliency="itti")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", list(ALL_WITH_MASKS))
+class TestSegmentationMasks:
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("shape", ["BHW", "B1HW"])
+    def test_mask_pixel_belongs_to_the_image_pixel_there(
+        self, name: str, mode: str, shape: str
+    ) -> None:
+        batch, size = 5, 24
+        ids = torch.arange(batch)
+        # Each sample's image and mask hold its own id, so origins can be read off the output.
+        images = ids.view(-1, 1, 1, 1).expand(batch, 3, size, size).float().contiguous()
+        masks = ids.view(-1, 1, 1).expand(batch, size, size).to(torch.uint8).contiguous()
+        if shape == "B1HW":
+            masks = masks.unsqueeze(1)
+        sample = {"image": images, "mask": tv_tensors.Mask(masks), "labels": ids}
+        kwargs = {} if name == "cutout" else {"mode": mode}
+        transform = _seeded(name, 2, ALL_WITH_MASKS, **kwargs)
+        out = transform(sample)
+        assert isinstance(out["mask"], tv_tensors.Mask) and out["mask"].shape == masks.shape
+        out_mask = out["mask"].reshape(batch, size, size)
+        if name == "mixup":
+            params = _params(transform, 2, images)
+            lam = torch.as_tensor(params.lam, dtype=torch.float64).expand(batch)
+            heavier = torch.where(lam >= 0.5, ids, params.index)
+            assert torch.equal(
+                out_mask, heavier.view(-1, 1, 1).expand(batch, size, size).to(torch.uint8)
+            )
+        elif name == "cutout":
+            assert torch.equal(out["mask"], masks)
+        else:
+            assert torch.equal(out_mask, out["image"][:, 0].round().to(torch.uint8))
+            assert not torch.equal(out["mask"], masks)
+
+    def test_masks_without_labels(self, name: str) -> None:
+        sample = {
+            "image": torch.rand(3, 3, 8, 8),
+            "mask": tv_tensors.Mask(torch.zeros(3, 8, 8, dtype=torch.long)),
+        }
+        out = ALL_WITH_MASKS[name]()(sample)
+        assert set(out) == {"image", "mask"}
+
+    def test_mask_shape_errors(self, name: str) -> None:
+        sample = {
+            "image": torch.rand(3, 3, 8, 8),
+            "mask": tv_tensors.Mask(torch.zeros(3, 8, 9)),
+            "labels": torch.tensor([0, 1, 2]),
+        }
+        with pytest.raises(
+            ValueError,
+            match=r"expected masks matching the images' batch and size \(3, 8, 8\), got \(3, 8, 9\)",
+        ):
+            ALL_WITH_MASKS[name](num_classes=K)(sample)
+
+
+def test_mask_params_types() -> None:
+    params = _params(_seeded("fmix", 0, mode="sample"), 0, torch.empty(3, 1, 8, 8))
+    assert isinstance(params, MaskParams) and params.mask.shape == (3, 8, 8)
+
+
+def test_mix_labels_multi() -> None:
+    rows = torch.eye(4)
+    indices = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]])
+    weights = torch.tensor([[0.25] * 4, [0.75] * 4], dtype=torch.float64)
+    mixed = functional.mix_labels_multi(rows, indices, weights)
+    torch.testing.assert_close(mixed[0], torch.tensor([0.25, 0.75, 0.0, 0.0]))
