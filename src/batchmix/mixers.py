@@ -20,8 +20,8 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from batchmix import boxes, saliency, sampling
 from batchmix import functional as F
-from batchmix import saliency, sampling
 from batchmix.sampling import Mode, Partner
 from batchmix.structures import LabelsGetter
 from batchmix.transforms import MixParams, _PairMixer
@@ -173,6 +173,18 @@ class ResizeMix(_Common):
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.resizemix(images, params.index, params.boxes, out=images if inplace else None)
 
+    def _mix_boxes(
+        self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
+    ) -> list[boxes.BoxTarget]:
+        out = []
+        for i, (target, j) in enumerate(zip(targets, params.index.tolist(), strict=True)):
+            x1, y1, x2, y2 = params.box(i)
+            scale = ((x2 - x1) / width, (y2 - y1) / height)
+            out.append(
+                boxes.paste(target, targets[j], (x1, y1, x2, y2), self.min_box_visibility, scale)
+            )
+        return out
+
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.resizemix(
             masks, params.index, params.boxes, nearest=True, out=masks if inplace else None
@@ -181,6 +193,8 @@ class ResizeMix(_Common):
 
 class _MaskMixer(_Common):
     """Mixers whose partner region is a pixel mask drawn from λ."""
+
+    _mixes_boxes = False
 
     def _draw_masks(
         self, lam: Tensor, height: int, width: int, generator: torch.Generator | None
@@ -525,6 +539,26 @@ class Mosaic(_Common):
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         tiles = cast(MosaicParams, params)
         return F.mosaic(images, tiles.partners, tiles.centres, out=images if inplace else None)
+
+    def _mix_boxes(
+        self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
+    ) -> list[boxes.BoxTarget]:
+        tiles = cast(MosaicParams, params)
+        out = []
+        for i, target in enumerate(targets):
+            if isinstance(tiles.centres, Tensor):
+                cx, cy = (float(v) for v in tiles.centres[i].tolist())
+            else:
+                cx, cy = float(tiles.centres[0]), float(tiles.centres[1])
+            regions = [
+                (0.0, 0.0, cx, cy),
+                (cx, 0.0, float(width), cy),
+                (0.0, cy, cx, float(height)),
+                (cx, cy, float(width), float(height)),
+            ]
+            sources = [target] + [targets[int(tiles.partners[q, i])] for q in range(3)]
+            out.append(boxes.tile(sources, regions, self.min_box_visibility))
+        return out
 
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
         tiles = cast(MosaicParams, params)

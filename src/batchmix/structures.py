@@ -20,6 +20,8 @@ from torch import Tensor
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 
+from batchmix.boxes import target_member_ids
+
 __all__ = [
     "LabelsGetter",
     "ParsedSample",
@@ -70,7 +72,7 @@ def parse_labels_getter(
     )
 
 
-_UNSUPPORTED = (tv_tensors.BoundingBoxes, tv_tensors.KeyPoints)
+_UNSUPPORTED = (tv_tensors.KeyPoints,)
 
 
 def _is_image(leaf: Any) -> bool:
@@ -83,11 +85,13 @@ def _is_image(leaf: Any) -> bool:
 class ParsedSample:
     """A flattened sample: its leaves, where images, masks and labels sit, how to rebuild it."""
 
+    sample: Any
     leaves: list[Any]
     spec: Any
     image_positions: list[int]
     mask_positions: list[int]
     label_position: int | None
+    has_boxes: bool
 
     @property
     def labels(self) -> Tensor | None:
@@ -140,14 +144,17 @@ def parse_sample(
     leaves, spec = tree_flatten(sample)
     _reject_unsupported(owner, leaves)
     mask_positions = [k for k, leaf in enumerate(leaves) if isinstance(leaf, tv_tensors.Mask)]
-    labels_required = labels_required and not mask_positions
+    has_boxes = any(isinstance(leaf, tv_tensors.BoundingBoxes) for leaf in leaves)
+    in_targets = target_member_ids(sample) if has_boxes else set()
+    dense = bool(mask_positions) or has_boxes
+    labels_required = labels_required and not dense
 
     label_position = None
     bare_tensor = isinstance(sample, Tensor)
     if labels_getter is not None and not (bare_tensor and not labels_required):
         labels = None if bare_tensor else labels_getter(sample)
-        if mask_positions and not isinstance(labels, Tensor):
-            labels = None  # segmentation targets, no image-level labels
+        if dense and (not isinstance(labels, Tensor) or id(labels) in in_targets):
+            labels = None  # segmentation or detection targets, no image-level labels
         if labels is None:
             if labels_required:
                 raise ValueError(
@@ -167,13 +174,17 @@ def parse_sample(
                 )
 
     image_positions = [
-        k for k, leaf in enumerate(leaves) if k != label_position and _is_image(leaf)
+        k
+        for k, leaf in enumerate(leaves)
+        if k != label_position and _is_image(leaf) and id(leaf) not in in_targets
     ]
     if not image_positions:
         raise ValueError(
             f"{owner}: expected at least one image tensor in the sample, got {_describe(sample)}."
         )
-    return ParsedSample(leaves, spec, image_positions, mask_positions, label_position)
+    return ParsedSample(
+        sample, leaves, spec, image_positions, mask_positions, label_position, has_boxes
+    )
 
 
 def _reject_unsupported(owner: str, leaves: list[Any]) -> None:
@@ -181,7 +192,7 @@ def _reject_unsupported(owner: str, leaves: list[Any]) -> None:
         if isinstance(leaf, _UNSUPPORTED):
             raise ValueError(
                 f"{owner}: expected image batches and labels, got a {type(leaf).__name__}; "
-                "bounding boxes and keypoints are not mixed by this transform."
+                "keypoints are not mixed by batchmix."
             )
         if type(leaf).__module__.startswith("PIL."):
             raise TypeError(

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from batchmix import boxes, sampling
 from batchmix import functional as F
-from batchmix import sampling
 from batchmix.sampling import MODES, PARTNERS, Mode, Partner
 from batchmix.structures import (
     LabelsGetter,
@@ -48,6 +48,15 @@ class MixParams:
     index: Tensor
     lam: float | Tensor
     boxes: F.Box | Tensor = (0, 0, 0, 0)
+
+    def box(self, i: int) -> tuple[float, float, float, float]:
+        """Sample ``i``'s box as floats ``(x1, y1, x2, y2)``."""
+        row = self.boxes[i].tolist() if isinstance(self.boxes, Tensor) else self.boxes
+        return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+    def weight(self, i: int) -> float:
+        """Sample ``i``'s λ."""
+        return float(self.lam[i]) if isinstance(self.lam, Tensor) else float(self.lam)
 
 
 def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
@@ -108,6 +117,7 @@ class _BatchTransform(nn.Module):
     """Shared machinery: argument checks, sample parsing, label rows, parameters, kernels."""
 
     _labels_required = True
+    _mixes_boxes = True
 
     def __init__(
         self,
@@ -138,6 +148,8 @@ class _BatchTransform(nn.Module):
         self._labels_getter = parse_labels_getter(name, labels_getter)
         #: Set to ``False`` to stop mixing (e.g. for the last epochs); labels keep their format.
         self.enabled = True
+        #: Detection boxes whose visible share falls below this are dropped.
+        self.min_box_visibility = 0.25
 
     def forward(self, *inputs: Any) -> Any:
         """Mixes the batch: ``t(images, labels)``, ``t((images, labels))`` or ``t(sample)``."""
@@ -158,18 +170,30 @@ class _BatchTransform(nn.Module):
         height, width = check_images(name, parsed.images, batch_size)
         batch = int(parsed.images[0].shape[0])
         check_masks(name, parsed.masks, batch, (height, width))
+        targets = []
+        if parsed.has_boxes:
+            if not self._mixes_boxes:
+                raise ValueError(
+                    f"{name}: expected no bounding boxes; boxes are mixed by CutMix, MixUp, "
+                    "SaliencyMix, ResizeMix, Mosaic and passed through by CutOut."
+                )
+            targets = boxes.find_targets(name, parsed.sample, batch, (height, width))
         params = None
         if self.enabled:
             generator = sampling.resolve_generator(self.generator)
             params = self.make_params(batch, height, width, generator, images=parsed.images[0])
         if params is None:
-            return parsed.rebuild(parsed.images, parsed.masks, rows)
+            out = parsed.rebuild(parsed.images, parsed.masks, rows)
+            return boxes.replace_targets(out, targets) if targets else out
         use_inplace = self.inplace if inplace is None else inplace
         images = [self._mix_images(image, params, use_inplace) for image in parsed.images]
         masks = [self._mix_masks(mask, params, use_inplace) for mask in parsed.masks]
         if rows is not None:
             rows = self._mix_rows(rows, params)
-        return parsed.rebuild(images, masks, rows)
+        out = parsed.rebuild(images, masks, rows)
+        if targets:
+            out = boxes.replace_targets(out, self._mix_boxes(targets, params, height, width))
+        return out
 
     def make_params(
         self,
@@ -191,6 +215,16 @@ class _BatchTransform(nn.Module):
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         """Segmentation masks follow the images' regions (pixels are copied, never blended)."""
         return self._mix_images(masks, params, inplace)
+
+    def _mix_boxes(
+        self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
+    ) -> list[boxes.BoxTarget]:
+        """Detection targets after mixing (see :mod:`batchmix.boxes`); pasting mixers here."""
+        index = params.index.tolist()
+        return [
+            boxes.paste(target, targets[j], params.box(i), self.min_box_visibility)
+            for i, (target, j) in enumerate(zip(targets, index, strict=True))
+        ]
 
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
         return F.mix_labels(rows, params.index, params.lam)
@@ -355,6 +389,15 @@ class MixUp(_PairMixer):
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.mixup(images, params.index, params.lam, out=images if inplace else None)
+
+    def _mix_boxes(
+        self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
+    ) -> list[boxes.BoxTarget]:
+        index = params.index.tolist()
+        return [
+            boxes.blend(t, targets[j], params.weight(i))
+            for i, (t, j) in enumerate(zip(targets, index, strict=True))
+        ]
 
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         """A blended image has no single true mask: each keeps the mask of its heavier part."""
@@ -548,6 +591,11 @@ class CutOut(_BatchTransform):
 
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return masks  # CutOut hides pixels; what the mask labels stays true
+
+    def _mix_boxes(
+        self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
+    ) -> list[boxes.BoxTarget]:
+        return targets
 
     def extra_repr(self) -> str:
         return f"size={self.size}, value={self.value}, num_classes={self.num_classes}, p={self.p}"

@@ -1,0 +1,310 @@
+"""Detection targets: bounding boxes that follow the pixels they frame.
+
+A batch for detection holds one target per sample, in batch order, as torchvision's detection
+models expect: a list of dicts such as ``{"boxes": tv_tensors.BoundingBoxes (N, 4), "labels":
+(N,), ...}``, or a plain list of ``BoundingBoxes``. Inside a dict, every tensor whose first
+dimension equals the number of boxes is per-box (labels, areas, ``iscrowd`` ...) and is kept,
+dropped or concatenated together with its box. Each output dict also gets ``"weights"``: a
+float32 per-box weight (MixUp: λ for the sample's own boxes, 1−λ for the partner's; 1 for the
+cut-and-paste mixers, where an object is either visible or not).
+
+Rules, with visibility = share of a box's area that stays visible:
+
+* CutMix, SaliencyMix: the partner's boxes are cut to the pasted box; the sample's boxes lose
+  the pasted part (a box is shrunk where the paste covers it across its whole width or height,
+  else it keeps its extent). Boxes under ``min_visibility`` are dropped.
+* ResizeMix: the partner's boxes are scaled and moved with the pasted image; the sample's
+  boxes lose the pasted part as for CutMix.
+* Mosaic: each tile's boxes are cut to the tile.
+* MixUp: the union of both samples' boxes, with their weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = [
+    "BoxTarget",
+    "blend",
+    "clip_to",
+    "find_targets",
+    "paste",
+    "remove_region",
+    "replace_targets",
+    "target_member_ids",
+    "tile",
+]
+
+Region = tuple[float, float, float, float]
+
+
+@dataclass
+class BoxTarget:
+    """One sample's boxes in XYXY pixels, with the per-box tensors that travel with them."""
+
+    boxes: Tensor
+    per_box: dict[str, Tensor]
+    weights: Tensor
+    container: tuple[Mapping[str, Any], str] | None  # the target dict and its boxes' key
+    original: tv_tensors.BoundingBoxes
+
+    def subset(self, keep: Tensor, boxes: Tensor, weights: Tensor | None = None) -> BoxTarget:
+        """The boxes where ``keep`` is true, moved to ``boxes`` (all N rows), with new weights."""
+        return BoxTarget(
+            boxes[keep],
+            {key: value[keep.to(value.device)] for key, value in self.per_box.items()},
+            (self.weights if weights is None else weights)[keep],
+            self.container,
+            self.original,
+        )
+
+    def concat(self, other: BoxTarget) -> BoxTarget:
+        """This sample's boxes followed by ``other``'s (same per-box keys required)."""
+        if set(self.per_box) != set(other.per_box):
+            raise ValueError(
+                "expected every detection target to hold the same per-box entries, got "
+                f"{sorted(self.per_box)} and {sorted(other.per_box)}."
+            )
+        per_box = {
+            key: torch.cat([value, other.per_box[key].to(value.device)])
+            for key, value in self.per_box.items()
+        }
+        return BoxTarget(
+            torch.cat([self.boxes, other.boxes]),
+            per_box,
+            torch.cat([self.weights, other.weights]),
+            self.container,
+            self.original,
+        )
+
+    def build(self) -> Any:
+        """The target in the caller's form, boxes converted back to their original format."""
+        fmt = self.original.format
+        data = TF.convert_bounding_box_format(
+            self.boxes.to(
+                self.original.dtype if self.original.is_floating_point() else torch.float32
+            ),
+            old_format=tv_tensors.BoundingBoxFormat.XYXY,
+            new_format=fmt,
+        )
+        if not self.original.is_floating_point():
+            data = data.round().to(self.original.dtype)
+        boxes = tv_tensors.wrap(data.to(self.original.device), like=self.original)
+        if self.container is None:
+            return boxes
+        container, key = self.container
+        out = dict(container)
+        out[key] = boxes
+        out.update(self.per_box)
+        out["weights"] = self.weights.to(torch.float32)
+        return out
+
+
+def _walk(sample: Any, visit: Callable[[Any], Any | None]) -> Any:
+    """Rebuilds ``sample``, replacing any node for which ``visit`` returns something."""
+    replaced = visit(sample)
+    if replaced is not None:
+        return replaced
+    if isinstance(sample, Mapping):
+        return type(sample)({key: _walk(value, visit) for key, value in sample.items()})  # type: ignore[call-arg]
+    if isinstance(sample, tuple | list):
+        return type(sample)(_walk(value, visit) for value in sample)
+    return sample
+
+
+def _is_target(node: Any) -> bool:
+    if isinstance(node, tv_tensors.BoundingBoxes):
+        return True
+    return isinstance(node, Mapping) and any(
+        isinstance(v, tv_tensors.BoundingBoxes) for v in node.values()
+    )
+
+
+def find_targets(
+    owner: str, sample: Any, batch_size: int, size: tuple[int, int]
+) -> list[BoxTarget]:
+    """All detection targets of the sample in batch order (empty when it holds no boxes)."""
+    found: list[Any] = []
+
+    def visit(node: Any) -> Any | None:
+        if _is_target(node):
+            found.append(node)
+            return node
+        return None
+
+    _walk(sample, visit)
+    if not found:
+        return []
+    if len(found) != batch_size:
+        raise ValueError(
+            f"{owner}: expected one detection target (BoundingBoxes) per sample, "
+            f"got {len(found)} for a batch of {batch_size}."
+        )
+    return [_parse_target(owner, node, size) for node in found]
+
+
+def _parse_target(owner: str, node: Any, size: tuple[int, int]) -> BoxTarget:
+    container: tuple[Mapping[str, Any], str] | None = None
+    if isinstance(node, tv_tensors.BoundingBoxes):
+        boxes = node
+    else:
+        keys = [k for k, v in node.items() if isinstance(v, tv_tensors.BoundingBoxes)]
+        if len(keys) != 1:
+            raise ValueError(
+                f"{owner}: expected one BoundingBoxes entry per target, got keys {keys}."
+            )
+        container, boxes = (node, keys[0]), node[keys[0]]
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(
+            f"{owner}: expected BoundingBoxes of shape (N, 4) per sample, got {tuple(boxes.shape)}."
+        )
+    if tuple(boxes.canvas_size) != size:
+        raise ValueError(
+            f"{owner}: expected BoundingBoxes with canvas_size {size} like the images, "
+            f"got {tuple(boxes.canvas_size)}."
+        )
+    xyxy = TF.convert_bounding_box_format(
+        boxes.as_subclass(Tensor).to(torch.float64),
+        old_format=boxes.format,
+        new_format=tv_tensors.BoundingBoxFormat.XYXY,
+    )
+    count = boxes.shape[0]
+    per_box = {}
+    if container is not None:
+        per_box = {
+            k: v
+            for k, v in container[0].items()
+            if k not in (container[1], "weights")
+            and isinstance(v, Tensor)
+            and v.ndim >= 1
+            and v.shape[0] == count
+        }
+    return BoxTarget(xyxy.cpu(), per_box, torch.ones(count, dtype=torch.float64), container, boxes)
+
+
+def target_member_ids(sample: Any) -> set[int]:
+    """``id`` of every value inside a detection target dict (not images, not labels)."""
+    members: set[int] = set()
+
+    def visit(node: Any) -> Any | None:
+        if isinstance(node, Mapping) and _is_target(node):
+            members.update(id(value) for value in node.values())
+            return node
+        return None
+
+    _walk(sample, visit)
+    return members
+
+
+def replace_targets(sample: Any, targets: list[BoxTarget]) -> Any:
+    """``sample`` with its detection targets replaced, in batch order."""
+    pending = iter(targets)
+
+    def visit(node: Any) -> Any | None:
+        return next(pending).build() if _is_target(node) else None
+
+    return _walk(sample, visit)
+
+
+# Geometry on XYXY float64 boxes (N, 4) and regions (x1, y1, x2, y2).
+
+
+def _area(boxes: Tensor) -> Tensor:
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
+def _share(part: Tensor, whole: Tensor) -> Tensor:
+    area = _area(whole)
+    return torch.where(area > 0, _area(part) / area.clamp(min=1e-12), torch.zeros_like(area))
+
+
+def clip_to(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
+    """Boxes cut to ``region`` and the share of each box that lies inside it."""
+    x1, y1, x2, y2 = region
+    lo = torch.tensor([x1, y1], dtype=boxes.dtype)
+    hi = torch.tensor([x2, y2], dtype=boxes.dtype)
+    clipped = torch.cat([torch.maximum(boxes[:, :2], lo), torch.minimum(boxes[:, 2:], hi)], dim=1)
+    clipped[:, 2:] = torch.maximum(clipped[:, 2:], clipped[:, :2])
+    return clipped, _share(clipped, boxes)
+
+
+def remove_region(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
+    """Boxes after ``region`` is pasted over them: the visible share, and the boxes shrunk
+    where the region covers them across their whole width or height."""
+    inside, _ = clip_to(boxes, region)
+    visible = 1.0 - _share(inside, boxes)
+    x1, y1, x2, y2 = region
+    out = boxes.clone()
+    spans_x = (x1 <= boxes[:, 0]) & (x2 >= boxes[:, 2])
+    spans_y = (y1 <= boxes[:, 1]) & (y2 >= boxes[:, 3])
+    covers_top = spans_x & (y1 <= boxes[:, 1]) & (y2 > boxes[:, 1])
+    covers_bottom = spans_x & (y2 >= boxes[:, 3]) & (y1 < boxes[:, 3])
+    covers_left = spans_y & (x1 <= boxes[:, 0]) & (x2 > boxes[:, 0])
+    covers_right = spans_y & (x2 >= boxes[:, 2]) & (x1 < boxes[:, 2])
+    out[:, 1] = torch.where(
+        covers_top, torch.full_like(out[:, 1], y2).minimum(boxes[:, 3]), out[:, 1]
+    )
+    out[:, 3] = torch.where(
+        covers_bottom, torch.full_like(out[:, 3], y1).maximum(boxes[:, 1]), out[:, 3]
+    )
+    out[:, 0] = torch.where(
+        covers_left, torch.full_like(out[:, 0], x2).minimum(boxes[:, 2]), out[:, 0]
+    )
+    out[:, 2] = torch.where(
+        covers_right, torch.full_like(out[:, 2], x1).maximum(boxes[:, 0]), out[:, 2]
+    )
+    return out, visible
+
+
+def paste(
+    own: BoxTarget,
+    partner: BoxTarget,
+    region: Region,
+    min_visibility: float,
+    scale: tuple[float, float] | None = None,
+) -> BoxTarget:
+    """Boxes after the partner's pixels are pasted into ``region`` of the sample.
+
+    Without ``scale`` the partner's pixels stay where they were (CutMix); with
+    ``scale=(sx, sy)`` the whole partner image was resized by it into the region (ResizeMix).
+    """
+    x1, y1, x2, y2 = region
+    if x2 <= x1 or y2 <= y1:
+        return own
+    kept_boxes, visible = remove_region(own.boxes, region)
+    result = own.subset(visible >= min_visibility, kept_boxes)
+    if scale is None:
+        moved, share = clip_to(partner.boxes, region)
+    else:
+        offset = torch.tensor([x1, y1, x1, y1], dtype=partner.boxes.dtype)
+        factor = torch.tensor([scale[0], scale[1], scale[0], scale[1]], dtype=partner.boxes.dtype)
+        moved, share = clip_to(partner.boxes * factor + offset, region)
+    return result.concat(partner.subset(share >= min_visibility, moved))
+
+
+def tile(sources: list[BoxTarget], regions: list[Region], min_visibility: float) -> BoxTarget:
+    """Mosaic: each source's boxes cut to its tile."""
+    parts = []
+    for source, region in zip(sources, regions, strict=True):
+        moved, share = clip_to(source.boxes, region)
+        parts.append(source.subset(share >= min_visibility, moved))
+    result = parts[0]  # the sample's own target, whose container the output keeps
+    for part in parts[1:]:
+        result = result.concat(part)
+    return result
+
+
+def blend(own: BoxTarget, partner: BoxTarget, lam: float) -> BoxTarget:
+    """MixUp: both samples' boxes, weighted λ and 1−λ."""
+    keep_own = torch.ones(own.boxes.shape[0], dtype=torch.bool)
+    keep_partner = torch.ones(partner.boxes.shape[0], dtype=torch.bool)
+    mine = own.subset(keep_own, own.boxes, own.weights * lam)
+    theirs = partner.subset(keep_partner, partner.boxes, partner.weights * (1.0 - lam))
+    return mine.concat(theirs)

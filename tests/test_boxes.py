@@ -1,0 +1,259 @@
+"""Detection boxes follow their pixels: CutMix, SaliencyMix, ResizeMix, Mosaic, MixUp."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torchvision import tv_tensors
+
+import batchmix
+from batchmix import boxes as B
+
+SIZE = 32
+
+
+def _targets(batch: int, seed: int, fmt: str = "XYXY") -> list[dict[str, Any]]:
+    """Random integer boxes; each box's label encodes (sample, box number) as 100·i + k."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(batch):
+        n = int(torch.randint(1, 5, (1,), generator=g))
+        x1 = torch.randint(0, SIZE - 4, (n,), generator=g)
+        y1 = torch.randint(0, SIZE - 4, (n,), generator=g)
+        w = torch.randint(2, 12, (n,), generator=g)
+        h = torch.randint(2, 12, (n,), generator=g)
+        xyxy = torch.stack([x1, y1, (x1 + w).clamp(max=SIZE), (y1 + h).clamp(max=SIZE)], 1).float()
+        boxes = tv_tensors.BoundingBoxes(xyxy, format="XYXY", canvas_size=(SIZE, SIZE))
+        if fmt != "XYXY":
+            from torchvision.transforms.v2 import functional as TF
+
+            boxes = TF.convert_bounding_box_format(boxes, new_format=fmt)
+        out.append(
+            {"boxes": boxes, "labels": 100 * i + torch.arange(n), "image_id": torch.tensor(i)}
+        )
+    return out
+
+
+def _batch(batch: int, seed: int, fmt: str = "XYXY") -> tuple[torch.Tensor, list[dict[str, Any]]]:
+    # Each sample's pixels hold its index, so each output pixel's origin can be read back.
+    images = torch.arange(batch).float().view(-1, 1, 1, 1).expand(batch, 3, SIZE, SIZE).contiguous()
+    return images, _targets(batch, seed, fmt)
+
+
+def _xyxy(boxes: tv_tensors.BoundingBoxes) -> torch.Tensor:
+    from torchvision.transforms.v2 import functional as TF
+
+    return (
+        TF.convert_bounding_box_format(boxes, new_format="XYXY").as_subclass(torch.Tensor).double()
+    )
+
+
+def _check_pasting(
+    transform: Any, seed: int, images: torch.Tensor, targets: list[dict[str, Any]], exact: bool
+) -> None:
+    out_images, out_targets = transform(images, targets)
+    params = transform.make_params(
+        images.shape[0], SIZE, SIZE, torch.Generator().manual_seed(seed), images=images
+    )
+    index = params.index if params is not None else torch.arange(images.shape[0])
+    threshold = transform.min_box_visibility
+    origin = out_images[:, 0].round().long()
+    for i, (before, after) in enumerate(zip(targets, out_targets, strict=True)):
+        assert set(after) == {"boxes", "labels", "image_id", "weights"}
+        assert after["boxes"].format == before["boxes"].format
+        assert torch.equal(after["image_id"], before["image_id"])
+        kept = {int(label) for label in after["labels"]}
+        assert after["labels"].shape[0] == after["boxes"].shape[0] == after["weights"].shape[0]
+        for box, label in zip(_xyxy(after["boxes"]), after["labels"].tolist(), strict=True):
+            source = label // 100
+            x1, y1, x2, y2 = (round(v) for v in box.tolist())
+            assert x2 > x1 and y2 > y1
+            region = origin[i, y1:y2, x1:x2]
+            # The box frames pixels of the image it came from.
+            share = float((region == source).double().mean())
+            if source != i:
+                assert share == 1.0 or (not exact and share > 0.9)
+            else:
+                assert share >= threshold - 1e-9
+        # Visibility rule for the sample's own boxes: kept exactly when enough stays visible.
+        if exact and int(index[i]) != i:
+            for box, label in zip(_xyxy(before["boxes"]), before["labels"].tolist(), strict=True):
+                x1, y1, x2, y2 = (int(v) for v in box.tolist())
+                visible = float((origin[i, y1:y2, x1:x2] == i).double().mean())
+                assert (label in kept) == (visible >= threshold), (label, visible)
+
+
+class TestCutMixBoxes:
+    @given(
+        batch=st.integers(1, 5),
+        seed=st.integers(0, 10**5),
+        mode=st.sampled_from(["batch", "sample"]),
+    )
+    def test_boxes_follow_pixels(self, batch: int, seed: int, mode: str) -> None:
+        images, targets = _batch(batch, seed)
+        transform = batchmix.CutMix(mode=mode, generator=torch.Generator().manual_seed(seed))
+        _check_pasting(transform, seed, images, targets, exact=True)
+
+    @pytest.mark.parametrize("fmt", ["XYWH", "CXCYWH"])
+    def test_formats_round_trip(self, fmt: str) -> None:
+        images, targets = _batch(4, 0, fmt)
+        _out_images, out_targets = batchmix.CutMix(p=0.0)(images, targets)
+        for before, after in zip(targets, out_targets, strict=True):
+            assert after["boxes"].format == before["boxes"].format
+            torch.testing.assert_close(after["boxes"], before["boxes"])
+            assert bool((after["weights"] == 1).all())
+
+    def test_saliencymix_boxes_follow_pixels(self) -> None:
+        images, targets = _batch(4, 3)
+        images = images + 0.01 * torch.rand(
+            images.shape, generator=torch.Generator().manual_seed(0)
+        )
+        transform = batchmix.SaliencyMix(mode="sample", generator=torch.Generator().manual_seed(1))
+        _check_pasting(transform, 1, images, targets, exact=True)
+
+
+class TestResizeMixBoxes:
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    def test_partner_boxes_scaled_into_the_paste(self, mode: str) -> None:
+        images, targets = _batch(5, 4)
+        transform = batchmix.ResizeMix(mode=mode, generator=torch.Generator().manual_seed(2))
+        _, out_targets = transform(images, targets)
+        params = transform.make_params(5, SIZE, SIZE, torch.Generator().manual_seed(2))
+        assert params is not None
+        for i, after in enumerate(out_targets):
+            px1, py1, px2, py2 = params.box(i)
+            j = int(params.index[i])
+            scale = ((px2 - px1) / SIZE, (py2 - py1) / SIZE)
+            for box, label in zip(_xyxy(after["boxes"]), after["labels"].tolist(), strict=True):
+                if label // 100 != i or j == i:
+                    assert px1 - 1e-6 <= box[0] <= box[2] <= px2 + 1e-6
+                    assert py1 - 1e-6 <= box[1] <= box[3] <= py2 + 1e-6
+                    original = _xyxy(targets[label // 100]["boxes"])[label % 100]
+                    expected = original * torch.tensor(
+                        [scale[0], scale[1]] * 2, dtype=torch.float64
+                    ) + torch.tensor([px1, py1, px1, py1], dtype=torch.float64)
+                    torch.testing.assert_close(box, expected)
+
+
+class TestMosaicBoxes:
+    @given(
+        batch=st.integers(1, 6),
+        seed=st.integers(0, 10**5),
+        mode=st.sampled_from(["batch", "sample"]),
+    )
+    def test_boxes_inside_their_tile(self, batch: int, seed: int, mode: str) -> None:
+        images, targets = _batch(batch, seed)
+        transform = batchmix.Mosaic(mode=mode, generator=torch.Generator().manual_seed(seed))
+        out_images, out_targets = transform(images, targets)
+        origin = out_images[:, 0].round().long()
+        for i, after in enumerate(out_targets):
+            for box, label in zip(_xyxy(after["boxes"]), after["labels"].tolist(), strict=True):
+                x1, y1, x2, y2 = (int(v) for v in box.tolist())
+                assert bool((origin[i, y1:y2, x1:x2] == label // 100).all())
+                original = _xyxy(targets[label // 100]["boxes"])[label % 100]
+                kept_share = (
+                    (x2 - x1)
+                    * (y2 - y1)
+                    / float((original[2] - original[0]) * (original[3] - original[1]))
+                )
+                assert kept_share >= transform.min_box_visibility - 1e-9
+
+
+class TestMixUpBoxes:
+    def test_union_with_weights(self) -> None:
+        images, targets = _batch(4, 5)
+        transform = batchmix.MixUp(mode="sample", generator=torch.Generator().manual_seed(0))
+        _, out_targets = transform(images, targets)
+        params = transform.make_params(4, SIZE, SIZE, torch.Generator().manual_seed(0))
+        assert params is not None
+        for i, after in enumerate(out_targets):
+            j = int(params.index[i])
+            n_own, n_partner = targets[i]["boxes"].shape[0], targets[j]["boxes"].shape[0]
+            assert after["boxes"].shape[0] == n_own + n_partner
+            torch.testing.assert_close(after["boxes"][:n_own], targets[i]["boxes"])
+            torch.testing.assert_close(after["boxes"][n_own:], targets[j]["boxes"])
+            lam = params.weight(i)
+            expected = torch.tensor([lam] * n_own + [1 - lam] * n_partner, dtype=torch.float32)
+            torch.testing.assert_close(after["weights"], expected)
+            assert torch.equal(
+                after["labels"], torch.cat([targets[i]["labels"], targets[j]["labels"]])
+            )
+
+
+class TestOtherStructures:
+    def test_plain_list_of_boxes_and_image_labels(self) -> None:
+        images, targets = _batch(3, 0)
+        boxes = [t["boxes"] for t in targets]
+        out = batchmix.CutMix(num_classes=5)(
+            {"image": images, "labels": torch.tensor([0, 1, 2]), "boxes": boxes}
+        )
+        assert out["labels"].shape == (3, 5)
+        assert all(isinstance(b, tv_tensors.BoundingBoxes) for b in out["boxes"])
+
+    def test_cutout_passes_boxes_through(self) -> None:
+        images, targets = _batch(3, 0)
+        _, out_targets = batchmix.CutOut(size=8)(images, targets)
+        for before, after in zip(targets, out_targets, strict=True):
+            torch.testing.assert_close(after["boxes"], before["boxes"])
+
+    @pytest.mark.parametrize("factory", [batchmix.FMix, batchmix.GridMix])
+    def test_mask_mixers_reject_boxes(self, factory: Any) -> None:
+        images, targets = _batch(3, 0)
+        before = images.clone()
+        with pytest.raises(ValueError, match=f"{factory.__name__}: expected no bounding boxes"):
+            factory(inplace=True)(images, targets)
+        assert torch.equal(images, before)
+
+    def test_wrong_number_of_targets(self) -> None:
+        images, targets = _batch(3, 0)
+        with pytest.raises(
+            ValueError, match=r"expected one detection target .* per sample, got 2 for a batch of 3"
+        ):
+            batchmix.CutMix()(images, targets[:2])
+
+    def test_canvas_size_mismatch(self) -> None:
+        images, targets = _batch(2, 0)
+        targets[1]["boxes"] = tv_tensors.BoundingBoxes(
+            targets[1]["boxes"], format="XYXY", canvas_size=(16, 16)
+        )
+        with pytest.raises(ValueError, match=r"expected BoundingBoxes with canvas_size \(32, 32\)"):
+            batchmix.CutMix()(images, targets)
+
+    def test_mismatched_per_box_entries(self) -> None:
+        images, targets = _batch(2, 0)
+        targets[1]["area"] = torch.ones(targets[1]["boxes"].shape[0])
+        with pytest.raises(ValueError, match="same per-box entries"):
+            batchmix.MixUp()(images, targets)
+
+
+class TestGeometry:
+    def test_clip_to(self) -> None:
+        boxes = torch.tensor(
+            [[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]], dtype=torch.float64
+        )
+        clipped, share = B.clip_to(boxes, (5.0, 0.0, 40.0, 40.0))
+        torch.testing.assert_close(
+            clipped[0], torch.tensor([5.0, 0.0, 10.0, 10.0], dtype=torch.float64)
+        )
+        torch.testing.assert_close(share, torch.tensor([0.5, 1.0], dtype=torch.float64))
+
+    @pytest.mark.parametrize(
+        ("region", "expected_box", "visible"),
+        [
+            ((0, 0, 20, 4), (0, 4, 10, 10), 0.6),  # covers the top across the whole width
+            ((8, -5, 30, 30), (0, 0, 8, 10), 0.8),  # covers the right side
+            ((3, 3, 6, 6), (0, 0, 10, 10), 0.91),  # a hole in the middle: extent kept
+            ((20, 20, 30, 30), (0, 0, 10, 10), 1.0),  # no overlap
+        ],
+    )
+    def test_remove_region(
+        self, region: tuple[float, ...], expected_box: tuple[float, ...], visible: float
+    ) -> None:
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]], dtype=torch.float64)
+        out, share = B.remove_region(boxes, region)  # type: ignore[arg-type]
+        torch.testing.assert_close(out[0], torch.tensor(expected_box, dtype=torch.float64))
+        assert float(share[0]) == pytest.approx(visible)
