@@ -1,5 +1,6 @@
 """Shows the library on real photos: shapes before and after mixing, and a grid of
-Original / MixUp / CutOut / CutMix built from scikit-image's bundled colour photos.
+Original / MixUp / CutOut / CutMix and the other mixers, built from scikit-image's bundled
+colour photos.
 
 Run with ``make demo`` or ``python examples/demo.py --out out/demo``.
 """
@@ -47,10 +48,16 @@ def main() -> None:
 
     images, names = load_photos(args.size)
     labels = torch.arange(len(names))
+    k = len(names)
     methods = {
-        "MixUp": batchmix.MixUp(num_classes=len(names), alpha=1.0),
-        "CutOut": batchmix.CutOut(size=args.size // 2, num_classes=len(names)),
-        "CutMix": batchmix.CutMix(num_classes=len(names), alpha=1.0),
+        "MixUp": batchmix.MixUp(num_classes=k),
+        "CutOut": batchmix.CutOut(size=args.size // 2, num_classes=k),
+        "CutMix": batchmix.CutMix(num_classes=k),
+        "ResizeMix": batchmix.ResizeMix(num_classes=k),
+        "FMix": batchmix.FMix(num_classes=k),
+        "SaliencyMix": batchmix.SaliencyMix(num_classes=k),
+        "GridMix": batchmix.GridMix(num_classes=k),
+        "Mosaic": batchmix.Mosaic(num_classes=k),
     }
     torch.manual_seed(args.seed)
     rows = {"Original": (images, torch.nn.functional.one_hot(labels, len(names)).float())}
@@ -60,19 +67,20 @@ def main() -> None:
         print(f"After {name}: {mixed.shape = }, {targets.shape = }")
         rows[name] = (mixed, targets)
 
-    figure, axes = plt.subplots(len(names), len(rows), figsize=(3 * len(rows), 3.2 * len(names)))
+    figure, axes = plt.subplots(len(names), len(rows), figsize=(2.4 * len(rows), 2.9 * len(names)))
     for column, (method, (batch, targets)) in enumerate(rows.items()):
         for row in range(len(names)):
             axis = axes[row, column]
             axis.imshow(batch[row].permute(1, 2, 0).numpy())
-            weights = ", ".join(
-                f"{names[k]} {float(w):.2f}" for k, w in enumerate(targets[row]) if float(w) > 0.005
-            )
-            axis.set_title(f"{method}\n{weights}", fontsize=9)
+            parts = [
+                f"{names[c]} {float(w):.2f}" for c, w in enumerate(targets[row]) if float(w) > 0.005
+            ]
+            weights = "\n".join(", ".join(parts[k : k + 2]) for k in range(0, len(parts), 2))
+            axis.set_title(f"{method}\n{weights}", fontsize=8)
             axis.axis("off")
     figure.tight_layout()
     path = args.out / "mixed_grid.png"
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=72)
     print(f"Wrote {path}")
 
 
