@@ -73,36 +73,7 @@ class MosaicParams(MixParams):
     weights: Tensor
 
 
-class _Common(_PairMixer):
-    """Constructor shared by the mixers below (``alpha`` only where λ is drawn from Beta)."""
-
-    def __init__(
-        self,
-        *,
-        num_classes: int | None,
-        alpha: float,
-        p: float,
-        mode: Mode,
-        partner: Partner,
-        label_smoothing: float,
-        inplace: bool,
-        generator: torch.Generator | None,
-        labels_getter: str | LabelsGetter | None,
-    ) -> None:
-        super().__init__(
-            num_classes=num_classes,
-            alpha=alpha,
-            p=p,
-            mode=mode,
-            partner=partner,
-            label_smoothing=label_smoothing,
-            inplace=inplace,
-            generator=generator,
-            labels_getter=labels_getter,
-        )
-
-
-class ResizeMix(_Common):
+class ResizeMix(_PairMixer):
     """ResizeMix: the whole partner image, shrunk by τ ~ U(``scale``), is pasted at a uniformly
     drawn place; the label weight of the partner is the pasted area's share.
 
@@ -191,7 +162,7 @@ class ResizeMix(_Common):
         )
 
 
-class _MaskMixer(_Common):
+class _MaskMixer(_PairMixer):
     """Mixers whose partner region is a pixel mask drawn from λ."""
 
     _mixes_boxes = False
@@ -354,7 +325,7 @@ class GridMix(_MaskMixer):
         return sampling.grid_masks(lam, height, width, generator, self.grid)
 
 
-class SaliencyMix(_Common):
+class SaliencyMix(_PairMixer):
     """SaliencyMix: a CutMix box (sides from λ) centred on the partner's most salient pixel.
 
     The built-in saliency is the spectral residual (:func:`batchmix.saliency.spectral_residual`,
@@ -452,7 +423,7 @@ class SaliencyMix(_Common):
         return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
 
 
-class Mosaic(_Common):
+class Mosaic(_PairMixer):
     """Mosaic: four images tile the output around a centre drawn in ``centre_range`` of each side.
 
     The top-left tile is the sample's own; the other three come from its partner, its partner's
