@@ -1,0 +1,170 @@
+"""The training run's settings: one frozen dataclass, checked once, saved with every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from batchmix.app.errors import AppError
+
+__all__ = [
+    "DATASETS",
+    "METHODS",
+    "MODELS",
+    "OPTIMIZERS",
+    "RUNTIME_FIELDS",
+    "SCHEDULES",
+    "TrainConfig",
+    "parse_mix_weights",
+]
+
+DATASETS = ("fashion-mnist", "fashion-mnist-loc", "digits", "imagefolder", "cifar10", "cifar100")
+METHODS = ("none", "mixup", "cutmix", "cutout", "mix")
+MIXABLE = ("mixup", "cutmix", "cutout")
+MODELS = ("small-resnet", "resnet18", "resnet50")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "onecycle", "constant")
+MIX_MODES = ("batch", "sample")
+
+#: Fields that may differ between a run and its resumption: where and how fast it runs,
+#: not what it computes.
+RUNTIME_FIELDS = frozenset({"out", "data_dir", "workers", "device", "progress", "download"})
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise AppError(f"unknown {name} {value!r}; expected one of: {', '.join(choices)}.")
+
+
+def parse_mix_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """Parses ``"mixup=0.5,cutmix=0.5"`` into ``(("mixup", 0.5), ("cutmix", 0.5))``."""
+    pairs: list[tuple[str, float]] = []
+    for item in text.split(","):
+        name, sep, weight = item.strip().partition("=")
+        if not sep:
+            raise AppError(
+                f"--mix-weights: expected METHOD=WEIGHT pairs such as mixup=0.5,cutmix=0.5, "
+                f"got {item.strip()!r}."
+            )
+        _choice("method in --mix-weights", name.strip(), MIXABLE)
+        try:
+            value = float(weight)
+        except ValueError:
+            raise AppError(
+                f"--mix-weights: expected a number after {name}=, got {weight!r}."
+            ) from None
+        if not value >= 0:
+            raise AppError(f"--mix-weights: expected a weight >= 0 for {name}, got {weight!r}.")
+        pairs.append((name.strip(), value))
+    if len({name for name, _ in pairs}) != len(pairs):
+        raise AppError(f"--mix-weights: each method may appear once, got {text!r}.")
+    if sum(weight for _, weight in pairs) <= 0:
+        raise AppError(f"--mix-weights: expected a positive total weight, got {text!r}.")
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    ``epochs`` count full passes over the (sub)set; ``batch_size`` is per process under
+    ``torchrun``. ``mix_off_epoch`` = N trains the first N epochs with mixing and the rest
+    without (0: mix throughout), like timm's ``mixup_off_epoch``.
+    """
+
+    data: str = "fashion-mnist"
+    data_dir: str | None = None
+    image_size: int | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    skip_bad_images: bool = False
+    download: bool = True
+    model: str = "small-resnet"
+    width: int = 32
+    method: str = "none"
+    alpha: float = 1.0
+    mix_prob: float = 1.0
+    mix_mode: str = "batch"
+    label_smoothing: float = 0.0
+    cutout_size: int | None = None
+    mix_weights: tuple[tuple[str, float], ...] = (("mixup", 0.5), ("cutmix", 0.5))
+    mix_off_epoch: int = 0
+    augment: bool = True
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    progress: bool = True
+    out: str = "out/train"
+
+    def __post_init__(self) -> None:
+        _choice("dataset", self.data, DATASETS)
+        _choice("model", self.model, MODELS)
+        _choice("method", self.method, METHODS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("mix mode", self.mix_mode, MIX_MODES)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise AppError(f"unknown device {self.device!r}; expected auto, cpu, cuda or cuda:N.")
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "width": self.width,
+            "image_size": self.image_size,
+            "train_subset": self.train_subset,
+            "test_subset": self.test_subset,
+            "cutout_size": self.cutout_size,
+        }
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise AppError(
+                    f"--{name.replace('_', '-')}: expected a positive number, got {value}."
+                )
+        if self.workers < 0 or self.mix_off_epoch < 0:
+            raise AppError("--workers and --mix-off-epoch: expected numbers >= 0.")
+        if not self.alpha > 0:
+            raise AppError(f"--alpha: expected a number > 0, got {self.alpha}.")
+        if not 0 <= self.mix_prob <= 1:
+            raise AppError(f"--mix-prob: expected a probability in [0, 1], got {self.mix_prob}.")
+        if not 0 <= self.label_smoothing < 1:
+            raise AppError(
+                f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing}."
+            )
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise AppError(
+                f"expected --lr > 0, --weight-decay >= 0 and --momentum in [0, 1), got "
+                f"{self.lr}, {self.weight_decay} and {self.momentum}."
+            )
+        if self.data == "imagefolder" and not self.data_dir:
+            raise AppError("--data imagefolder needs --data-dir pointing at the image folder.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-friendly values (``mix_weights`` as a list of pairs)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["mix_weights"] = [list(pair) for pair in self.mix_weights]
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a checkpoint from elsewhere)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise AppError(f"unknown settings {sorted(unknown)} in a saved configuration.")
+        values = dict(values)
+        if "mix_weights" in values:
+            values["mix_weights"] = tuple((str(n), float(w)) for n, w in values["mix_weights"])
+        return cls(**values)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """Names of the settings (other than runtime ones) in which two configs differ."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RUNTIME_FIELDS and mine[k] != theirs[k]]

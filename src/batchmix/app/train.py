@@ -1,0 +1,530 @@
+"""One training loop, read top to bottom: data, model, optimiser, epochs, checkpoints.
+
+Runs on one process, or on several under ``torchrun`` with DistributedDataParallel (NCCL on
+GPUs, gloo on CPUs): a DistributedSampler splits each epoch between ranks, every rank draws its
+own random stream, and only rank 0 writes metrics, logs and checkpoints.
+
+Reproducibility: every random draw of epoch ``e`` on rank ``r`` (augmentation, the mix's λ and
+boxes, the shuffle, the DataLoader workers' seeds) comes from streams seeded with
+``(seed, e, r)`` at the start of the epoch. A run resumed from the checkpoint of epoch ``e``
+therefore draws exactly what the uninterrupted run drew, and ends with the same weights (on
+the CPU; GPU kernels may be non-deterministic).
+
+Output folder (``--out``): ``config.json``, ``metrics.jsonl`` (one JSON object per epoch),
+``checkpoint.pt`` (replaced atomically after each epoch) and ``summary.json`` at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+
+import batchmix
+from batchmix.app.checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT,
+    capture_rng,
+    load_checkpoint,
+    load_weights,
+    restore_rng,
+    save_atomic,
+)
+from batchmix.app.config import TrainConfig
+from batchmix.app.data import Data, load_data
+from batchmix.app.errors import AppError
+from batchmix.app.models import CamClassifier, build_model
+
+__all__ = [
+    "RUN_FILES",
+    "build_mixer",
+    "evaluate",
+    "load_trained",
+    "rebuild_model",
+    "train",
+]
+
+#: The files that make a folder "hold a run".
+RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json")
+
+
+# ----------------------------------------------------------------------------- the mix
+
+
+def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Module | None:
+    """The batch transform of ``config.method`` (``None`` for ``"none"``)."""
+
+    def make(method: str) -> nn.Module:
+        if method == "mixup":
+            return batchmix.MixUp(
+                num_classes=num_classes,
+                alpha=config.alpha,
+                p=config.mix_prob,
+                mode=config.mix_mode,  # type: ignore[arg-type]
+                label_smoothing=config.label_smoothing,
+            )
+        if method == "cutmix":
+            return batchmix.CutMix(
+                num_classes=num_classes,
+                alpha=config.alpha,
+                p=config.mix_prob,
+                mode=config.mix_mode,  # type: ignore[arg-type]
+                label_smoothing=config.label_smoothing,
+            )
+        # CutOut's square defaults to half the image side (16 px on CIFAR's 32, as in the paper).
+        return batchmix.CutOut(
+            size=config.cutout_size or max(1, image_size // 2),
+            num_classes=num_classes,
+            p=config.mix_prob,
+            label_smoothing=config.label_smoothing,
+        )
+
+    if config.method == "none":
+        return None
+    if config.method == "mix":
+        names = [name for name, _ in config.mix_weights]
+        return batchmix.RandomMix([make(n) for n in names], p=[w for _, w in config.mix_weights])
+    return make(config.method)
+
+
+# ----------------------------------------------------------------------- processes, seeds
+
+
+@dataclass(frozen=True)
+class Processes:
+    """Where this process stands: its rank among ``world`` processes and its device."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_processes(device: str) -> Processes:
+    """Joins the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise AppError(f"--device {device} asked for a GPU, but torch sees none.")
+    if world > 1:
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        rank = dist.get_rank()
+    else:
+        rank = 0
+    if use_cuda:
+        chosen = torch.device(device if device.startswith("cuda:") else f"cuda:{local_rank}")
+    else:
+        chosen = torch.device("cpu")
+    return Processes(rank=rank, world=world, device=chosen)
+
+
+def _agree(processes: Processes, message: str | None) -> None:
+    """Raises rank 0's error (if any) on every rank, so no rank waits for a failed one."""
+    if processes.world > 1:
+        box = [message]
+        dist.broadcast_object_list(box, src=0)
+        message = box[0]
+    if message:
+        raise AppError(message)
+
+
+def _stream_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
+    """A 63-bit seed for one random stream of one epoch on one rank."""
+    state = np.random.SeedSequence([seed, epoch, rank, stream]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _seed_epoch(seed: int, epoch: int, rank: int, loader_generator: torch.Generator) -> None:
+    torch.manual_seed(_stream_seed(seed, epoch, rank, 0))
+    np.random.seed(_stream_seed(seed, epoch, rank, 1) % 2**32)
+    random.seed(_stream_seed(seed, epoch, rank, 2))
+    loader_generator.manual_seed(_stream_seed(seed, epoch, rank, 3))
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset[tuple[Tensor, int]],
+    device: torch.device,
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Test loss, top-1 and top-5 accuracy (%), and top-1 error (%) of ``model`` on ``dataset``."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    total, loss, top1, top5 = 0, 0.0, 0, 0
+    for images, labels in loader:
+        images, labels = images.to(device), labels.to(device)
+        logits = model(images)
+        loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = ranked == labels[:, None]
+        top1 += int(hits[:, 0].sum())
+        top5 += int(hits.any(dim=1).sum())
+        total += int(labels.shape[0])
+    model.train(was_training)
+    if total == 0:
+        raise AppError("the test split is empty.")
+    return {
+        "test_loss": loss / total,
+        "test_top1": 100.0 * top1 / total,
+        "test_top5": 100.0 * top5 / total,
+        "test_error": 100.0 - 100.0 * top1 / total,
+    }
+
+
+def rebuild_model(payload: dict[str, Any], path: str | Path) -> CamClassifier:
+    """The checkpoint's model with its weights, in evaluation mode, on the CPU."""
+    spec = payload["model"]
+    try:
+        model = build_model(
+            str(spec["name"]),
+            in_channels=int(spec["in_channels"]),
+            num_classes=int(spec["num_classes"]),
+            image_size=int(spec["image_size"]),
+            width=int(spec["width"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise AppError(f"checkpoint {path} has an unreadable model record ({error}).") from None
+    load_weights(model, payload, path)
+    return model.eval()
+
+
+def load_trained(
+    checkpoint: str | Path, *, data_dir: str | None = None, download: bool = True
+) -> tuple[CamClassifier, Data, dict[str, Any]]:
+    """Rebuilds a checkpoint's model and loads its data (``data_dir`` overrides the saved one)."""
+    payload = load_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(payload["config"])
+    config = TrainConfig.from_dict(
+        {**config.to_dict(), "data_dir": data_dir or config.data_dir, "download": download}
+    )
+    model = rebuild_model(payload, checkpoint)
+    data = load_data(config)
+    spec = payload["model"]
+    if data.num_classes != int(spec["num_classes"]) or data.channels != int(spec["in_channels"]):
+        raise AppError(
+            f"checkpoint {checkpoint} was trained on {spec['num_classes']} classes of "
+            f"{spec['in_channels']}-channel images; the data found now has {data.num_classes} "
+            f"classes of {data.channels}-channel images."
+        )
+    return model, data, payload
+
+
+# ------------------------------------------------------------------------- output folder
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> str | None:
+    """Why ``out`` cannot take this run (``None`` when it can)."""
+    if resume and overwrite:
+        return "--resume and --overwrite exclude each other: continue the run, or replace it."
+    if out.exists() and not out.is_dir():
+        return f"--out {out} exists and is not a folder."
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not (resume or overwrite):
+        return (
+            f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it or "
+            "--overwrite to replace it."
+        )
+    return None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def _read_metrics(path: Path, upto: int) -> list[dict[str, Any]]:
+    """The metric lines of epochs ``<= upto`` (later ones belong to an epoch being redone)."""
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and int(record.get("epoch", 0)) <= upto:
+            lines.append(record)
+    return lines
+
+
+@contextmanager
+def _progress(enabled: bool, total: int, description: str) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, disable=not enabled, leave=False, file=sys.stderr)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _parameter_digest(model: nn.Module) -> str:
+    flat = torch.cat([p.detach().flatten().cpu() for p in model.parameters()])
+    return hashlib.sha256(flat.numpy().tobytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def train(
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, data: Data | None = None
+) -> dict[str, Any]:
+    """Trains as ``config`` says and returns the run's summary (also in ``summary.json``).
+
+    Args:
+        config: the run's settings.
+        resume: continue from ``config.out``'s checkpoint (a fresh start if there is none).
+        overwrite: replace a run already in ``config.out``.
+        data: the data of ``config``, when the caller has already loaded it.
+
+    Raises:
+        AppError: bad settings, missing data, an occupied output folder, a checkpoint that does
+            not match; nothing in ``config.out`` is changed before these checks pass.
+    """
+    processes = _start_processes(config.device)
+    out = Path(config.out)
+    _agree(processes, _check_out(out, resume, overwrite) if processes.main else None)
+
+    # Data and model: everything that can fail on bad input happens before the folder is touched.
+    if data is None:
+        data = load_data(config)
+    model = build_model(
+        config.model,
+        in_channels=data.channels,
+        num_classes=data.num_classes,
+        image_size=data.image_size,
+        width=config.width,
+    )
+    model_spec = {
+        "name": config.model,
+        "in_channels": data.channels,
+        "num_classes": data.num_classes,
+        "image_size": data.image_size,
+        "width": config.width,
+    }
+    checkpoint: dict[str, Any] | None = None
+    if resume and (out / CHECKPOINT_NAME).exists():
+        checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
+        saved = TrainConfig.from_dict(checkpoint["config"])
+        changed = config.differences(saved)
+        if changed:
+            detail = ", ".join(
+                f"{k}: saved {getattr(saved, k)!r}, given {getattr(config, k)!r}" for k in changed
+            )
+            raise AppError(
+                f"cannot resume {out}: the command differs from the saved run ({detail})."
+            )
+        load_weights(model, checkpoint, out / CHECKPOINT_NAME)
+    model.to(processes.device)
+
+    # The mix runs inside the DataLoader's collate function, in the worker processes.
+    mixer = build_mixer(config, data.num_classes, data.image_size)
+    collate = batchmix.MixCollate(mixer) if mixer is not None else default_collate
+    sampler: DistributedSampler[tuple[Tensor, int]] | None = None
+    if processes.world > 1:
+        sampler = DistributedSampler(
+            data.train,
+            num_replicas=processes.world,
+            rank=processes.rank,
+            shuffle=True,
+            seed=config.seed,
+        )
+    per_rank = len(data.train) // processes.world
+    loader_generator = torch.Generator()
+    loader = DataLoader(
+        data.train,
+        batch_size=config.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate,
+        generator=loader_generator,
+        drop_last=per_rank >= config.batch_size,
+        pin_memory=processes.device.type == "cuda",
+    )
+    steps_per_epoch = len(loader)
+
+    # Optimiser and schedule (stepped per batch).
+    optimizer: torch.optim.Optimizer
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+        )
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+    total_steps = max(1, config.epochs * steps_per_epoch)
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    if config.schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    elif config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.lr,
+            total_steps=total_steps,
+            cycle_momentum=config.optimizer == "adamw" or config.momentum > 0,
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+    start_epoch = 0
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer_state"])
+        scheduler.load_state_dict(checkpoint["scheduler_state"])
+        restore_rng(checkpoint["rng"])
+        start_epoch = int(checkpoint["epoch"])
+
+    network: nn.Module = model
+    if processes.world > 1:
+        network = nn.parallel.DistributedDataParallel(
+            model, device_ids=[processes.device.index] if processes.device.type == "cuda" else None
+        )
+
+    # The folder: only now, with every check passed, does rank 0 write to it.
+    metrics_path = out / "metrics.jsonl"
+    history: list[dict[str, Any]] = []
+    if processes.main:
+        out.mkdir(parents=True, exist_ok=True)
+        if checkpoint is None:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+            _write_json(out / "config.json", config.to_dict())
+            metrics_path.write_text("")
+        else:
+            history = _read_metrics(metrics_path, start_epoch)
+            metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+            (out / "summary.json").unlink(missing_ok=True)
+    if processes.world > 1:
+        dist.barrier()
+
+    for epoch in range(start_epoch, config.epochs):
+        _seed_epoch(config.seed, epoch, processes.rank, loader_generator)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        mixing = config.mix_off_epoch == 0 or epoch < config.mix_off_epoch
+        if mixer is not None:
+            mixer.enabled = mixing  # type: ignore[assignment]  # before the iterator exists: workers copy the mixer then
+
+        network.train()
+        started = time.perf_counter()
+        seen, loss_sum = 0, 0.0
+        with _progress(
+            processes.main and config.progress,
+            steps_per_epoch,
+            f"epoch {epoch + 1}/{config.epochs}",
+        ) as bar:
+            for images, targets in loader:
+                images = images.to(processes.device, non_blocking=True)
+                targets = targets.to(processes.device, non_blocking=True)
+                logits = network(images)
+                if targets.ndim == 1:
+                    loss = F.cross_entropy(logits, targets, label_smoothing=config.label_smoothing)
+                else:  # (B, K) rows from the mix, already smoothed
+                    loss = batchmix.mix_cross_entropy(logits, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                scheduler.step()
+                batch_loss = loss.item()
+                seen += int(images.shape[0])
+                loss_sum += batch_loss * int(images.shape[0])
+                bar.set_postfix(loss=f"{batch_loss:.3f}", refresh=False)
+                bar.update()
+        elapsed = time.perf_counter() - started
+        if not (loss_sum == loss_sum and abs(loss_sum) != float("inf")):
+            raise AppError(
+                f"the training loss became {loss_sum / max(seen, 1)} in epoch {epoch + 1}; "
+                "lower --lr or check the data."
+            )
+
+        if processes.main:
+            record: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                **evaluate(model, data.test, processes.device),
+                "images_per_s": seen * processes.world / max(elapsed, 1e-9),
+                "epoch_s": elapsed,
+                "lr": float(scheduler.get_last_lr()[0]),
+                "mixing": bool(mixer is not None and mixing),
+            }
+            history.append(record)
+            with metrics_path.open("a") as stream:
+                stream.write(json.dumps(record) + "\n")
+            save_atomic(
+                {
+                    "format": FORMAT,
+                    "config": config.to_dict(),
+                    "model": model_spec,
+                    "classes": list(data.classes),
+                    "epoch": epoch + 1,
+                    "model_state": model.state_dict(),
+                    "optimizer_state": optimizer.state_dict(),
+                    "scheduler_state": scheduler.state_dict(),
+                    "rng": capture_rng(),
+                    "metrics": record,
+                },
+                out / CHECKPOINT_NAME,
+            )
+            print(
+                f"epoch {epoch + 1}/{config.epochs}  loss {record['train_loss']:.4f}  "
+                f"test top-1 {record['test_top1']:.2f}%  top-5 {record['test_top5']:.2f}%  "
+                f"{record['images_per_s']:.0f} img/s",
+                flush=True,
+            )
+        if processes.world > 1:
+            dist.barrier()
+
+    # Every rank must hold the same weights: compare digests of the parameters.
+    digests = [_parameter_digest(model)]
+    if processes.world > 1:
+        gathered: list[str | None] = [None] * processes.world
+        dist.all_gather_object(gathered, digests[0])
+        digests = [str(d) for d in gathered]
+    summary = {
+        "out": str(out),
+        "epochs": config.epochs,
+        "final": history[-1] if history else {},
+        "history": history,
+        "ranks": processes.world,
+        "device": str(processes.device),
+        "parameter_sha256": digests,
+        "ranks_in_sync": len(set(digests)) == 1,
+    }
+    if processes.main:
+        _write_json(out / "summary.json", summary)
+        if not summary["ranks_in_sync"]:
+            print("batchmix: warning: the ranks' parameters differ at the end.", file=sys.stderr)
+    return summary
