@@ -61,11 +61,11 @@ def mix_examples(
     generator = torch.Generator().manual_seed(seed)
     side = int(images.shape[-1])
     transforms: dict[str, Any] = {
-        "MixUp": batchmix.MixUp(num_classes=num_classes, generator=generator),
+        "MixUp": batchmix.MixUp(num_classes=num_classes, mode="sample", generator=generator),
         "CutOut": batchmix.CutOut(
             size=cutout_size or max(1, side // 2), num_classes=num_classes, generator=generator
         ),
-        "CutMix": batchmix.CutMix(num_classes=num_classes, generator=generator),
+        "CutMix": batchmix.CutMix(num_classes=num_classes, mode="sample", generator=generator),
     }
     rows = torch.nn.functional.one_hot(labels, num_classes).float()
     out: dict[str, tuple[Tensor, Tensor]] = {"Original": (images, rows)}
