@@ -1,0 +1,933 @@
+"""Speed of batchmix against torchvision v2, timm and the cost of the bytes it must move (issue 4).
+
+Every candidate runs in the same process on the same tensors, interleaved: each round times every
+candidate of a group once (in a rotated order), and a row reports the median over rounds. Ratios
+are medians of the per-round ratios, so a change of load hits both sides of a ratio alike. Only
+ratios mean anything on a shared machine; absolute times swing with load.
+
+What is timed, per group (device, dtype, batch B, image side S, operation):
+
+* ``batchmix``: the transforms as users call them. Out of place ``CutMix(num_classes=1000)(x, y)``;
+  in place (the path :class:`batchmix.MixCollate` takes) ``t.mix_batch(work, y, inplace=True)``.
+  ``mode="batch"`` and ``mode="sample"``; CutOut has one box per sample (mode ``sample``).
+* ``torchvision``: ``v2.CutMix`` / ``v2.MixUp(num_classes=1000)(x, y)`` (out of place, one λ per
+  batch; ``v2.MixUp`` rejects uint8). torchvision has no CutOut: its nearest is
+  ``v2.RandomErasing(p=1, ratio=(1, 1), value=0)`` on the batch (one square for the whole batch,
+  of the floor's area), timed out of place and with ``inplace=True``.
+* ``timm``: ``timm.data.Mixup`` with only MixUp or only CutMix enabled, ``mode="batch"`` and
+  ``"elem"`` (its per-sample mode, a Python loop). It mixes its input in place, so its rows have
+  path ``inplace``. timm mixes float images only.
+* ``floor``: a preallocated copy of exactly the bytes the operation must touch.
+
+  - CutMix in place: copy a square box from one preallocated batch into another, for all B
+    samples. Its area is the mean area of batchmix's boxes for the seeds the timing uses (the
+    same λ; about 0.38 of the image at α = 1 once boxes are clipped to the image).
+  - CutOut in place: fill a square box of the mean area of batchmix's CutOut boxes (side S/2 at
+    224 px, 16 px at 32 px, clipped to the image as batchmix clips them).
+  - MixUp (both paths): ``torch.add(a, b, out=c)`` over the batch, two reads and one write.
+  - CutMix and CutOut out of place: ``c.copy_(a)``, one read and one write of the batch, which
+    every out-of-place call must do at least (the allocation of the output is not part of it).
+
+Threads: one intra-op thread by default (``--threads 0`` keeps torch's default of one per core).
+One thread is what DataLoader workers use, so it is the collate path as it runs. And on a 2-core
+machine whose other core is busy with other work, two threads make every parallel op wait for
+the busy core's next time slice (several ms per op, whatever its size): the timings then count
+ops, not bytes.
+
+Randomness is pinned: the k-th timed call of every round is preceded by ``torch.manual_seed(k)``
+and ``np.random.seed(k)`` (outside the timed region), so each candidate sees the same λ and boxes
+in every round, and batchmix's in-place and out-of-place rows see the same ones.
+
+Memory: the peak extra resident memory of one out-of-place call, measured in a fresh
+subprocess started with ``MALLOC_MMAP_THRESHOLD_=65536`` so that every tensor of 64 KiB or more
+is its own mapping, returned to the system when freed: the peak resident set (``VmHWM``, reset
+through ``/proc/self/clear_refs``) then follows the tensors alive at each moment. The number
+reported, ``peak_extra_over_batch``, is (peak − resident before the call − the bytes of the
+returned (B, 1000) float32 label rows) / bytes of the image batch. On CUDA, the caching
+allocator's peak is used instead.
+
+End to end: a DataLoader (2 workers, batch 64) over a generated ImageFolder of JPEGs decoded to
+uint8, with ``default_collate`` against ``MixCollate(CutMix)`` and ``MixCollate(MixUp)``; epochs
+are interleaved and the loss of throughput is reported in percent.
+
+Run ``python benchmarks/bench_mix.py --out out/bench.json`` (``--quick`` for a short run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import batchmix
+
+NUM_CLASSES = 1000
+# Largest number of timed calls per measurement; also the number of pinned seeds (0..15).
+MAX_CALLS = 16
+OPS = ("cutmix", "mixup", "cutout")
+DTYPES = {"float32": torch.float32, "uint8": torch.uint8}
+PAGE_KIB = 1024
+# Tensors of this many bytes or more get their own mapping in the memory probe.
+MMAP_THRESHOLD = 65536
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run; the defaults are the full benchmark (about 5 minutes on 2 busy cores)."""
+
+    shapes: tuple[tuple[int, int], ...] = ((64, 224), (256, 224), (256, 32))
+    dtypes: tuple[str, ...] = ("float32", "uint8")
+    ops: tuple[str, ...] = OPS
+    devices: tuple[str, ...] = ("cpu",)
+    # Intra-op threads; 0 keeps torch's default (one per core). See the module docstring.
+    threads: int = 1
+    rounds: int = 5
+    # Seconds one measurement (one candidate, one round) aims to last; at least 2 calls.
+    budget_s: float = 0.08
+    memory: bool = True
+    loader_images: int = 1024
+    loader_size: int = 224
+    loader_batch: int = 64
+    loader_workers: int = 2
+    loader_rounds: int = 5
+
+
+QUICK = Config(
+    shapes=((64, 224), (256, 32)),
+    rounds=3,
+    budget_s=0.03,
+    loader_images=384,
+    loader_rounds=3,
+)
+
+
+@dataclass
+class Candidate:
+    """One thing to time: ``call()`` runs it once; ``skip`` says why it cannot run."""
+
+    op: str
+    library: str
+    path: str
+    mode: str
+    call: Callable[[], Any] | None
+    skip: str | None = None
+    times: list[float] = field(default_factory=list)
+    calls: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs, floors and candidates
+
+
+def _cutout_size(side: int) -> int:
+    """CutOut's square: 16 px on 32 px images (the paper's CIFAR setting), half the side above."""
+    return 16 if side <= 32 else side // 2
+
+
+def _centred_box(area_fraction: float, height: int, width: int) -> tuple[int, int, int, int]:
+    """A box covering ``area_fraction`` of the image, as square as the image allows."""
+    rows = max(0, min(height, round(math.sqrt(area_fraction) * height)))
+    cols = max(0, min(width, round(area_fraction * height * width / rows))) if rows else 0
+    y1, x1 = (height - rows) // 2, (width - cols) // 2
+    return x1, y1, x1 + cols, y1 + rows
+
+
+def _box_area(boxes: Any, height: int, width: int) -> float:
+    """Mean area fraction of a ``(x1, y1, x2, y2)`` tuple or of ``(B, 4)`` boxes."""
+    b = torch.as_tensor(boxes, dtype=torch.float64).view(-1, 4)
+    return float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).mean()) / (height * width)
+
+
+def mean_box_area(transform: Any, batch: int, height: int, width: int) -> float:
+    """Mean area fraction of ``transform``'s boxes over the pinned seeds ``0..MAX_CALLS-1``."""
+    areas = []
+    for seed in range(MAX_CALLS):
+        _seed(seed)
+        params = transform.make_params(batch, height, width, None)
+        areas.append(0.0 if params is None else _box_area(params.boxes, height, width))
+    return statistics.fmean(areas)
+
+
+def _seed(k: int) -> None:
+    torch.manual_seed(k)
+    np.random.seed(k)
+
+
+def _discard(fn: Callable[[], Any]) -> Callable[[], None]:
+    """Calls ``fn`` and drops what it returns, so freeing the output is part of the call."""
+
+    def call() -> None:
+        fn()
+
+    return call
+
+
+def build_inputs(
+    device: str, dtype: torch.dtype, batch: int, side: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The batch ``x``, labels ``y``, a working copy for in-place candidates and a floor buffer."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (batch, 3, side, side)
+    if dtype.is_floating_point:
+        x = torch.rand(shape, generator=generator, dtype=dtype)
+    else:
+        x = torch.randint(0, 256, shape, generator=generator, dtype=dtype)
+    y = torch.randint(0, NUM_CLASSES, (batch,), generator=generator)
+    x, y = x.to(device), y.to(device)
+    return x, y, x.clone(), torch.empty_like(x)
+
+
+def build_candidates(
+    op: str, x: Tensor, y: Tensor, work: Tensor, buf: Tensor
+) -> tuple[list[Candidate], dict[str, Any]]:
+    """The candidates of one group, and facts about it (the floor's box and area)."""
+    from timm.data import Mixup
+    from torchvision.transforms import v2
+
+    batch, side = x.shape[0], x.shape[-1]
+    floating = x.is_floating_point()
+    cands: list[Candidate] = []
+    info: dict[str, Any] = {}
+
+    def add(library: str, path: str, mode: str, fn: Callable[[], Any] | None, **kw: Any) -> None:
+        cands.append(Candidate(op, library, path, mode, None if fn is None else _discard(fn), **kw))
+
+    if op in ("cutmix", "mixup"):
+        cls = batchmix.CutMix if op == "cutmix" else batchmix.MixUp
+        for mode in ("batch", "sample"):
+            t = cls(num_classes=NUM_CLASSES, mode=mode)
+            add("batchmix", "out-of-place", mode, lambda t=t: t(x, y))
+            add("batchmix", "inplace", mode, lambda t=t: t.mix_batch(work, y, inplace=True))
+        tv_cls = v2.CutMix if op == "cutmix" else v2.MixUp
+        tv = tv_cls(num_classes=NUM_CLASSES)
+        add("torchvision", "out-of-place", "batch", lambda: tv(x, y))
+        mixup_alpha, cutmix_alpha = (0.0, 1.0) if op == "cutmix" else (1.0, 0.0)
+        for mode in ("batch", "elem"):
+            if floating and batch % 2 == 0:
+                tm = Mixup(
+                    mixup_alpha=mixup_alpha,
+                    cutmix_alpha=cutmix_alpha,
+                    num_classes=NUM_CLASSES,
+                    label_smoothing=0.0,
+                    mode=mode,
+                )
+                add("timm", "inplace", mode, lambda tm=tm: tm(work, y))
+            else:
+                add("timm", "inplace", mode, None, skip="unsupported: timm mixes float images")
+        if op == "cutmix":
+            area = mean_box_area(batchmix.CutMix(num_classes=NUM_CLASSES), batch, side, side)
+            x1, y1, x2, y2 = _centred_box(area, side, side)
+            src, dst = x[..., y1:y2, x1:x2], buf[..., y1:y2, x1:x2]
+            add("floor", "inplace", "-", lambda: dst.copy_(src))
+            add("floor", "out-of-place", "-", lambda: buf.copy_(x))
+            info.update(floor_area_fraction=_box_area((x1, y1, x2, y2), side, side))
+            info.update(box_area_fraction=area)
+            info.update(floor_inplace="box copy", floor_out_of_place="batch copy")
+        else:
+            add("floor", "inplace", "-", lambda: torch.add(x, work, out=buf))
+            add("floor", "out-of-place", "-", lambda: torch.add(x, work, out=buf))
+            info.update(floor_inplace="add (2 reads, 1 write)")
+            info.update(floor_out_of_place="add (2 reads, 1 write)")
+    elif op == "cutout":
+        t = batchmix.CutOut(size=_cutout_size(side))
+        add("batchmix", "out-of-place", "sample", lambda: t(x, y))
+        add("batchmix", "inplace", "sample", lambda: t.mix_batch(work, y, inplace=True))
+        area = mean_box_area(t, batch, side, side)
+        x1, y1, x2, y2 = _centred_box(area, side, side)
+        region = buf[..., y1:y2, x1:x2]
+        real = _box_area((x1, y1, x2, y2), side, side)
+        for inplace, path in ((False, "out-of-place"), (True, "inplace")):
+            erase = v2.RandomErasing(p=1.0, scale=(real, real), ratio=(1.0, 1.0), value=0)
+            erase.inplace = inplace
+            target = x if not inplace else work
+            add("torchvision", path, "batch", lambda e=erase, target=target: e(target))
+        add("timm", "inplace", "sample", None, skip="n/a: timm's Mixup has no CutOut")
+        add("floor", "inplace", "-", lambda: region.fill_(0))
+        add("floor", "out-of-place", "-", lambda: buf.copy_(x))
+        info.update(box_area_fraction=area, floor_area_fraction=real, cutout_size=t.size)
+        info.update(floor_inplace="box fill", floor_out_of_place="batch copy")
+    else:
+        raise ValueError(f"bench_mix: expected op to be one of {', '.join(OPS)}, got {op!r}.")
+    return cands, info
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+
+
+def _sync(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def time_calls(call: Callable[[], Any], calls: int, sync: Callable[[], None]) -> float:
+    """Mean seconds per call over ``calls`` calls, the k-th one after seeding with ``k``."""
+    total = 0.0
+    for k in range(calls):
+        _seed(k)
+        sync()
+        start = time.perf_counter()
+        call()
+        sync()
+        total += time.perf_counter() - start
+    return total / calls
+
+
+def warm_up(cands: Sequence[Candidate], budget_s: float, sync: Callable[[], None]) -> None:
+    """Runs every candidate twice, marks the ones that fail, and sets their calls per round."""
+    for cand in cands:
+        if cand.call is None:
+            continue
+        try:
+            time_calls(cand.call, 1, sync)
+            once = time_calls(cand.call, 1, sync)
+        except (RuntimeError, ValueError, TypeError, AssertionError) as error:
+            cand.call = None
+            cand.skip = f"unsupported: {type(error).__name__}: {str(error).splitlines()[0]}"
+            continue
+        cand.calls = int(min(MAX_CALLS, max(2, math.ceil(budget_s / max(once, 1e-9)))))
+
+
+def run_rounds(cands: Sequence[Candidate], rounds: int, sync: Callable[[], None]) -> None:
+    """Interleaved rounds: every candidate once per round, starting one further each round."""
+    live = [c for c in cands if c.call is not None]
+    for r in range(rounds):
+        for i in range(len(live)):
+            cand = live[(i + r) % len(live)]
+            assert cand.call is not None
+            cand.times.append(time_calls(cand.call, cand.calls, sync))
+
+
+def _median_ratio(num: Sequence[float], den: Sequence[float]) -> float | None:
+    pairs = [a / b for a, b in zip(num, den, strict=True) if b > 0]
+    return statistics.median(pairs) if pairs else None
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+
+
+def _status_kib(name: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    match = re.search(rf"^{name}:\s+(\d+) kB", text, re.MULTILINE)
+    if match is None:
+        raise OSError(f"bench_mix: /proc/self/status has no {name}.")
+    return int(match.group(1))
+
+
+def peak_extra_bytes(call: Callable[[], Any], device: str) -> int | None:
+    """Peak memory one call adds over what was in use before it, counting what it returns."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        result = call()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+        del result
+        return int(peak)
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        before = _status_kib("VmRSS")
+        result = call()
+        peak = _status_kib("VmHWM") - before
+    except OSError:
+        return None
+    del result
+    return peak * PAGE_KIB
+
+
+def measure_memory(config: Config) -> list[dict[str, Any]]:
+    """Peak extra memory of one call of every candidate that allocates, for every group."""
+    set_threads(config)
+    rows = []
+    for device, dtype_name, (batch, side), op in _groups(config):
+        x, y, work, buf = build_inputs(device, DTYPES[dtype_name], batch, side)
+        cands, _ = build_candidates(op, x, y, work, buf)
+        for cand in cands:
+            if cand.call is None or cand.library == "floor":
+                continue
+            fn = cand.call
+            try:
+                fn()
+                fn()
+            except (RuntimeError, ValueError, TypeError, AssertionError):
+                continue
+            # The peak counts what the call returns, even though the wrapper drops it after.
+            _seed(0)
+            extra = peak_extra_bytes(fn, device)
+            rows.append({**_key(device, dtype_name, batch, side, cand), "peak_extra_bytes": extra})
+        del x, y, work, buf, cands
+    return rows
+
+
+def memory_in_subprocess(config: Config) -> list[dict[str, Any]]:
+    """Runs :func:`measure_memory` in a fresh process where big tensors are their own mappings."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+    arg = json.dumps(asdict(config))
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--memory-probe", arg],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        print(f"memory probe failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return []
+    return list(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Micro benchmark
+
+
+def set_threads(config: Config) -> None:
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+
+
+def _groups(config: Config) -> list[tuple[str, str, tuple[int, int], str]]:
+    return [
+        (device, dtype_name, shape, op)
+        for device in config.devices
+        for dtype_name in config.dtypes
+        for shape in config.shapes
+        for op in config.ops
+    ]
+
+
+def _key(device: str, dtype: str, batch: int, side: int, cand: Candidate) -> dict[str, Any]:
+    return {
+        "op": cand.op,
+        "library": cand.library,
+        "dtype": dtype,
+        "batch": batch,
+        "size": side,
+        "path": cand.path,
+        "mode": cand.mode,
+        "device": device,
+    }
+
+
+def run_group(
+    config: Config, device: str, dtype_name: str, batch: int, side: int, op: str
+) -> list[dict[str, Any]]:
+    """Times one group and returns its rows."""
+    x, y, work, buf = build_inputs(device, DTYPES[dtype_name], batch, side)
+    cands, info = build_candidates(op, x, y, work, buf)
+    sync = _sync(device)
+    warm_up(cands, config.budget_s, sync)
+    run_rounds(cands, config.rounds, sync)
+    floors = {c.path: c for c in cands if c.library == "floor"}
+    tv = next(
+        (c for c in cands if c.library == "torchvision" and c.path == "out-of-place" and c.times),
+        None,
+    )
+    timm = {c.mode: c for c in cands if c.library == "timm" and c.times}
+    batch_bytes = x.numel() * x.element_size()
+    rows = []
+    for cand in cands:
+        row = _key(device, dtype_name, batch, side, cand)
+        row.update(status=cand.skip or "ok", batch_bytes=batch_bytes)
+        if cand.times:
+            ms = statistics.median(cand.times) * 1e3
+            floor = floors.get(cand.path)
+            row.update(
+                ms=round(ms, 4),
+                ms_min=round(min(cand.times) * 1e3, 4),
+                ms_max=round(max(cand.times) * 1e3, 4),
+                images_per_s=round(batch / ms * 1e3, 1),
+                calls=cand.calls,
+                rounds=len(cand.times),
+            )
+            if floor is not None and floor.times and cand.library != "floor":
+                row["floor"] = info[f"floor_{cand.path.replace('-', '_')}"]
+                row["floor_ms"] = round(statistics.median(floor.times) * 1e3, 4)
+                row["ratio_to_floor"] = _r(_median_ratio(cand.times, floor.times))
+            if cand.library == "batchmix":
+                if tv is not None:
+                    row["torchvision_ms"] = round(statistics.median(tv.times) * 1e3, 4)
+                    row["torchvision_over_batchmix"] = _r(_median_ratio(tv.times, cand.times))
+                ref = timm.get("batch" if cand.mode == "batch" else "elem")
+                if ref is not None and cand.op != "cutout":
+                    row["timm_ms"] = round(statistics.median(ref.times) * 1e3, 4)
+                    row["timm_over_batchmix"] = _r(_median_ratio(ref.times, cand.times))
+        for name in ("box_area_fraction", "floor_area_fraction", "cutout_size"):
+            if name in info:
+                row[name] = round(info[name], 4) if isinstance(info[name], float) else info[name]
+        rows.append(row)
+    # Per-sample against per-batch, paired by round.
+    by_mode = {
+        (c.path, c.mode): c
+        for c in cands
+        if c.library == "batchmix" and c.times and c.op != "cutout"
+    }
+    for row in rows:
+        if row["library"] == "batchmix" and row["mode"] == "sample" and row["op"] != "cutout":
+            per_batch = by_mode.get((row["path"], "batch"))
+            per_sample = by_mode.get((row["path"], "sample"))
+            if per_batch is not None and per_sample is not None:
+                row["sample_over_batch"] = _r(_median_ratio(per_sample.times, per_batch.times))
+    return rows
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def run_micro(config: Config, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for device, dtype_name, (batch, side), op in _groups(config):
+        start = time.perf_counter()
+        rows.extend(run_group(config, device, dtype_name, batch, side, op))
+        log(
+            f"  {device} {dtype_name} {batch}x3x{side}x{side} {op}: {time.perf_counter() - start:.1f} s"
+        )
+    return rows
+
+
+def merge_memory(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> None:
+    keys = ("op", "library", "dtype", "batch", "size", "path", "mode", "device")
+    found = {tuple(m[k] for k in keys): m["peak_extra_bytes"] for m in memory}
+    for row in rows:
+        extra = found.get(tuple(row[k] for k in keys))
+        if extra is None:
+            continue
+        labels = 0 if row["op"] == "cutout" else row["batch"] * NUM_CLASSES * 4
+        # Label rows under the mapping threshold come from the heap and may not show in the RSS.
+        counted = labels if labels >= MMAP_THRESHOLD or row["device"] != "cpu" else 0
+        row["peak_extra_bytes"] = extra
+        row["label_bytes"] = labels
+        row["peak_extra_over_batch"] = round((extra - counted) / row["batch_bytes"], 3)
+        row["peak_extra_with_labels_over_batch"] = round(extra / row["batch_bytes"], 3)
+
+
+# --------------------------------------------------------------------------------------------
+# End to end: DataLoader over JPEGs
+
+
+def decode_jpeg(path: str) -> Tensor:
+    """ImageFolder loader: the file's JPEG decoded to a ``(3, H, W)`` uint8 tensor."""
+    import torchvision
+
+    return torchvision.io.decode_jpeg(torchvision.io.read_file(path))
+
+
+def write_image_folder(root: Path, count: int, side: int, classes: int = 10) -> None:
+    """``count`` JPEGs of ``side`` px in ``classes`` folders: smooth colours plus grain."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        folder = root / f"class_{i % classes:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        coarse = rng.random((side // 8, side // 8, 3)) * 255
+        image = Image.fromarray(coarse.astype(np.uint8)).resize((side, side), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float64) + rng.normal(0, 12, (side, side, 3))
+        buffer = io.BytesIO()
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+        (folder / f"{i:05d}.jpg").write_bytes(buffer.getvalue())
+
+
+def run_loader(config: Config, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Images per second of the same DataLoader with and without MixCollate, interleaved."""
+    from torch.utils.data import DataLoader, default_collate
+    from torchvision.datasets import ImageFolder
+
+    if config.loader_images <= 0:
+        return []
+    with tempfile.TemporaryDirectory(prefix="bench_mix_") as tmp:
+        root = Path(tmp)
+        write_image_folder(root, config.loader_images, config.loader_size)
+        dataset = ImageFolder(str(root), loader=decode_jpeg)
+        classes = len(dataset.classes)
+        collates: dict[str, Callable[[list[Any]], Any]] = {
+            "none": default_collate,
+            "cutmix": batchmix.MixCollate(batchmix.CutMix(num_classes=classes)),
+            "mixup": batchmix.MixCollate(batchmix.MixUp(num_classes=classes)),
+        }
+        loaders = {
+            name: DataLoader(
+                dataset,
+                batch_size=config.loader_batch,
+                shuffle=False,
+                num_workers=config.loader_workers,
+                persistent_workers=config.loader_workers > 0,
+                collate_fn=collate,
+            )
+            for name, collate in collates.items()
+        }
+
+        def epoch(loader: DataLoader[Any]) -> float:
+            start = time.perf_counter()
+            seen = 0
+            for images, _ in loader:
+                seen += images.shape[0]
+            return seen / (time.perf_counter() - start)
+
+        for loader in loaders.values():
+            epoch(loader)  # starts the workers; not timed
+        names = list(loaders)
+        speeds: dict[str, list[float]] = {name: [] for name in names}
+        for r in range(config.loader_rounds):
+            for i in range(len(names)):
+                name = names[(i + r) % len(names)]
+                speeds[name].append(epoch(loaders[name]))
+        del loaders
+    rows = []
+    for name in names:
+        loss = None
+        if name != "none":
+            ratio = _median_ratio(speeds[name], speeds["none"])
+            loss = None if ratio is None else round(100.0 * (1.0 - ratio), 2)
+        rows.append(
+            {
+                "mix": name,
+                "images": config.loader_images,
+                "size": config.loader_size,
+                "batch": config.loader_batch,
+                "workers": config.loader_workers,
+                "dtype": "uint8",
+                "images_per_s": round(statistics.median(speeds[name]), 1),
+                "images_per_s_all": [round(s, 1) for s in speeds[name]],
+                "loss_percent": loss,
+            }
+        )
+    log(f"  loader: {config.loader_rounds} rounds of {len(names)} epochs")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Targets, machine, report
+
+
+def evaluate_targets(
+    rows: list[dict[str, Any]], loader: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The issue's targets, each with the worst measured value over the rows it covers."""
+    bm = [r for r in rows if r["library"] == "batchmix" and r.get("ms") is not None]
+
+    def worst(
+        name: str, items: list[dict[str, Any]], field_: str, limit: float, most: bool
+    ) -> None:
+        values = [(r[field_], r) for r in items if r.get(field_) is not None]
+        if not values:
+            return
+        value, row = (max if most else min)(values, key=lambda v: v[0])
+        where = f"{row['device']} {row['op']} {row['dtype']} {row['batch']}x{row['size']} {row['path']} {row['mode']}"
+        met = value <= limit if most else value >= limit
+        out.append({"target": name, "limit": limit, "worst": value, "where": where, "met": met})
+
+    out: list[dict[str, Any]] = []
+    inplace = [r for r in bm if r["path"] == "inplace"]
+    per_batch_inplace = [r for r in inplace if r["mode"] == "batch" or r["op"] == "cutout"]
+    for op in ("cutmix", "cutout", "mixup"):
+        items = [r for r in per_batch_inplace if r["op"] == op]
+        worst(f"in-place {op} / floor <= 1.5", items, "ratio_to_floor", 1.5, True)
+    for op in ("cutmix", "cutout", "mixup"):
+        items = [r for r in per_batch_inplace if r["op"] == op]
+        worst(
+            f"in-place {op}: torchvision / batchmix >= 20",
+            items,
+            "torchvision_over_batchmix",
+            20.0,
+            False,
+        )
+    oop = [
+        r
+        for r in bm
+        if r["path"] == "out-of-place" and (r["mode"] == "batch" or r["op"] == "cutout")
+    ]
+    for op in ("cutmix", "cutout", "mixup"):
+        items = [r for r in oop if r["op"] == op]
+        worst(
+            f"out-of-place {op}: torchvision / batchmix >= 1.8",
+            items,
+            "torchvision_over_batchmix",
+            1.8,
+            False,
+        )
+    # Where the (B, 1000) label rows weigh as much as the images (B = 256 at 32 px), their
+    # temporaries decide the peak; the memory targets are about images, so those rows are left out.
+    oop_all = [
+        r
+        for r in bm
+        if r["path"] == "out-of-place" and r.get("label_bytes", 0) <= 0.1 * r["batch_bytes"]
+    ]
+    worst("out-of-place: peak extra memory <= 1 batch", oop_all, "peak_extra_over_batch", 1.0, True)
+    worst(
+        "out-of-place: one full-size allocation (peak < 2 batches)",
+        oop_all,
+        "peak_extra_over_batch",
+        1.999,
+        True,
+    )
+    worst("per-sample / per-batch <= 2", bm, "sample_over_batch", 2.0, True)
+    losses = [r for r in loader if r["loss_percent"] is not None]
+    if losses:
+        row = max(losses, key=lambda r: r["loss_percent"])
+        out.append(
+            {
+                "target": "DataLoader + MixCollate throughput loss <= 3 %",
+                "limit": 3.0,
+                "worst": row["loss_percent"],
+                "where": f"{row['mix']} uint8 {row['batch']}x{row['size']} {row['workers']} workers",
+                "met": row["loss_percent"] <= 3.0,
+            }
+        )
+    return out
+
+
+def machine_info(devices: Sequence[str]) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+        if match:
+            cpu = match.group(1).strip()
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "batchmix": batchmix.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    for name in ("torchvision", "timm", "numpy"):
+        try:
+            info[name] = __import__(name).__version__
+        except ImportError:
+            info[name] = None
+    if any(d.startswith("cuda") for d in devices):
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    if value is None:
+        return "-"
+    return format(value, spec)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """One line per batchmix row, with the floor, torchvision and timm beside it."""
+    header = (
+        f"{'device':6} {'op':6} {'dtype':7} {'shape':>7} {'path':12} {'mode':6} "
+        f"{'ms':>8} {'img/s':>9} {'floor ms':>8} {'/floor':>6} {'tv ms':>8} {'tv/bm':>6} "
+        f"{'timm ms':>8} {'timm/bm':>7} {'smp/bat':>7} {'mem':>5}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        if r["library"] != "batchmix":
+            continue
+        lines.append(
+            f"{r['device']:6} {r['op']:6} {r['dtype']:7} {str(r['batch']) + 'x' + str(r['size']):>7} "
+            f"{r['path']:12} {r['mode']:6} {_fmt(r.get('ms'), '.3f'):>8} "
+            f"{_fmt(r.get('images_per_s'), '.0f'):>9} {_fmt(r.get('floor_ms'), '.3f'):>8} "
+            f"{_fmt(r.get('ratio_to_floor')):>6} {_fmt(r.get('torchvision_ms'), '.3f'):>8} "
+            f"{_fmt(r.get('torchvision_over_batchmix'), '.1f'):>6} {_fmt(r.get('timm_ms'), '.3f'):>8} "
+            f"{_fmt(r.get('timm_over_batchmix'), '.1f'):>7} {_fmt(r.get('sample_over_batch')):>7} "
+            f"{_fmt(r.get('peak_extra_over_batch')):>5}"
+        )
+    return "\n".join(lines)
+
+
+def format_others(rows: list[dict[str, Any]]) -> str:
+    """Reference rows (torchvision, timm, floors), and what did not run."""
+    lines = []
+    for r in rows:
+        if r["library"] == "batchmix":
+            continue
+        shape = f"{r['batch']}x{r['size']}"
+        what = f"{r['device']:6} {r['op']:6} {r['dtype']:7} {shape:>7} {r['library']:11} {r['path']:12} {r['mode']:6}"
+        if r.get("ms") is None:
+            lines.append(f"{what} {r['status']}")
+        else:
+            lines.append(
+                f"{what} {r['ms']:9.3f} ms {r['images_per_s']:10.0f} img/s"
+                f"  mem {_fmt(r.get('peak_extra_over_batch'))}"
+            )
+    return "\n".join(lines)
+
+
+def format_loader(loader: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  {r['mix']:7} {r['images_per_s']:8.1f} img/s  loss {_fmt(r['loss_percent'], '+.2f')} %"
+        for r in loader
+    )
+
+
+def format_targets(targets: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  [{'met ' if t['met'] else 'MISS'}] {t['target']}: worst {t['worst']} ({t['where']})"
+        for t in targets
+    )
+
+
+def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole benchmark; returns what is written as JSON."""
+    started = time.perf_counter()
+    set_threads(config)
+    log(f"micro benchmark ({config.rounds} rounds, {config.budget_s:.2f} s per measurement):")
+    rows = run_micro(config, log)
+    if config.memory:
+        log("memory (one call per candidate, fresh process)...")
+        merge_memory(rows, memory_in_subprocess(config))
+    log("end to end (DataLoader)...")
+    loader = run_loader(config, log)
+    targets = evaluate_targets(rows, loader)
+    return {
+        "machine": machine_info(config.devices),
+        "config": asdict(config),
+        "seconds": round(time.perf_counter() - started, 1),
+        "rows": rows,
+        "loader": loader,
+        "targets": targets,
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    parts = [
+        f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
+        + (f", GPU {m['gpu']}" if "gpu" in m else "")
+        + f", {m['date']}",
+        "",
+        "batchmix (ms: median per call; /floor, tv/bm, timm/bm, smp/bat: medians of per-round ratios;"
+        " mem: peak extra memory of one call / batch bytes, label rows excluded)",
+        format_table(result["rows"]),
+        "",
+        "references:",
+        format_others(result["rows"]),
+        "",
+        "DataLoader end to end (uint8 JPEGs, MixCollate vs default_collate):",
+        format_loader(result["loader"]),
+        "",
+        "targets (issue 4):",
+        format_targets(result["targets"]),
+        f"\ntotal {result['seconds']} s",
+    ]
+    return "\n".join(parts)
+
+
+def _parse_shapes(text: str) -> tuple[tuple[int, int], ...]:
+    shapes = []
+    for item in text.split(","):
+        batch, _, side = item.strip().partition("x")
+        if not batch.isdigit() or not side.isdigit():
+            raise argparse.ArgumentTypeError(f"expected shapes like 64x224,256x32, got {text!r}")
+        shapes.append((int(batch), int(side)))
+    return tuple(shapes)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="where to write the JSON")
+    parser.add_argument("--quick", action="store_true", help="a short run (about 30 s)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: the CPU, and CUDA too when present",
+    )
+    parser.add_argument("--shapes", type=_parse_shapes, help="e.g. 64x224,256x224,256x32")
+    parser.add_argument("--dtypes", help="comma-separated: float32,uint8")
+    parser.add_argument("--ops", help="comma-separated: cutmix,mixup,cutout")
+    parser.add_argument(
+        "--threads", type=int, help="intra-op threads (default 1; 0: torch's default)"
+    )
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--budget", type=float, help="seconds per measurement")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--loader-images", type=int, help="0 skips the DataLoader benchmark")
+    parser.add_argument("--loader-size", type=int)
+    parser.add_argument("--loader-workers", type=int)
+    parser.add_argument("--loader-rounds", type=int)
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    config = QUICK if args.quick else Config()
+    if args.device == "auto":
+        devices: tuple[str, ...] = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    else:
+        if args.device == "cuda" and not torch.cuda.is_available():
+            parser.error("--device cuda: CUDA is not available")
+        devices = (args.device,)
+    changes: dict[str, Any] = {"devices": devices}
+    if args.shapes:
+        changes["shapes"] = args.shapes
+    for name in ("dtypes", "ops"):
+        value = getattr(args, name)
+        if value:
+            items = tuple(v.strip() for v in value.split(","))
+            allowed = tuple(DTYPES) if name == "dtypes" else OPS
+            bad = [v for v in items if v not in allowed]
+            if bad:
+                parser.error(f"--{name}: expected values among {', '.join(allowed)}, got {bad}")
+            changes[name] = items
+    for name, attr in (
+        ("threads", "threads"),
+        ("rounds", "rounds"),
+        ("budget", "budget_s"),
+        ("loader_images", "loader_images"),
+        ("loader_size", "loader_size"),
+        ("loader_workers", "loader_workers"),
+        ("loader_rounds", "loader_rounds"),
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            changes[attr] = value
+    if args.no_memory:
+        changes["memory"] = False
+    return replace(config, **changes), args
+
+
+def config_from_json(text: str) -> Config:
+    """The :class:`Config` that ``json.dumps(asdict(config))`` wrote (lists back to tuples)."""
+    raw = json.loads(text)
+    raw["shapes"] = tuple(tuple(shape) for shape in raw["shapes"])
+    for name in ("dtypes", "ops", "devices"):
+        raw[name] = tuple(raw[name])
+    return Config(**raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    if args.memory_probe:
+        print(json.dumps(measure_memory(config_from_json(args.memory_probe))))
+        return 0
+    result = run(config)
+    print()
+    print(report(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
