@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from app_helpers import fake_fashion_arrays, write_idx
 
 from batchmix.app import data as app_data
@@ -50,3 +51,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # Two torch threads on a busy two-core machine can run 50× slower than one (threads spin
+    # while waiting for each other); the tiny models here gain nothing from a second thread.
+    torch.set_num_threads(1)

@@ -316,6 +316,7 @@ def train(
     # Data and model: everything that can fail on bad input happens before the folder is touched.
     if data is None:
         data = load_data(config)
+    torch.manual_seed(config.seed)  # the initial weights: the same on every rank, for a given seed
     model = build_model(
         config.model,
         in_channels=data.channels,

@@ -1,0 +1,253 @@
+"""Training runs: tiny end-to-end runs, resume equals uninterrupted, output-folder safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from app_helpers import TINY
+
+import batchmix
+from batchmix.app import train as app_train
+from batchmix.app.checkpoint import load_checkpoint
+from batchmix.app.config import TrainConfig
+from batchmix.app.train import build_mixer, train
+
+
+def tiny(out: Path, **changes: Any) -> TrainConfig:
+    values: dict[str, Any] = {
+        "data": "digits",
+        "width": 8,
+        "batch_size": 64,
+        "epochs": 3,
+        "progress": False,
+        "out": str(out),
+    }
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def assert_same_state(first: Path, second: Path) -> None:
+    a, b = load_checkpoint(first), load_checkpoint(second)
+    assert a["epoch"] == b["epoch"]
+    for name, tensor in a["model_state"].items():
+        assert torch.equal(tensor, b["model_state"][name]), name
+    for key, state in a["optimizer_state"]["state"].items():
+        assert torch.equal(
+            state["momentum_buffer"], b["optimizer_state"]["state"][key]["momentum_buffer"]
+        )
+    assert a["scheduler_state"]["last_epoch"] == b["scheduler_state"]["last_epoch"]
+
+
+def read_metrics(out: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Makes the next training stop right after writing the checkpoint of ``epoch``."""
+    real = app_train.save_atomic
+
+    def save_then_stop(payload: dict[str, Any], path: Path) -> None:
+        real(payload, path)
+        if payload["epoch"] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(app_train, "save_atomic", save_then_stop)
+
+
+class TestRun:
+    def test_tiny_run_writes_metrics_and_checkpoint(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "run"
+        result = cli("train", *TINY, "--method", "cutmix", "--epochs", "2", "--out", str(out))
+        assert result.code == 0, result.err
+        assert sorted(p.name for p in out.iterdir()) == [
+            "checkpoint.pt",
+            "config.json",
+            "metrics.jsonl",
+            "summary.json",
+        ]
+        lines = read_metrics(out)
+        assert [line["epoch"] for line in lines] == [1, 2]
+        for line in lines:
+            assert {"train_loss", "test_top1", "test_top5", "test_error", "images_per_s"} <= set(
+                line
+            )
+            assert line["images_per_s"] > 0 and line["mixing"] is True
+        checkpoint = load_checkpoint(out)
+        assert checkpoint["epoch"] == 2
+        assert {"torch", "numpy", "python"} <= set(checkpoint["rng"])
+        assert checkpoint["config"]["method"] == "cutmix"
+        assert "test top-1 error" in result.out
+
+    @pytest.mark.parametrize("method", ["none", "mixup", "cutmix", "cutout", "mix"])
+    def test_every_method_trains(self, method: str, tmp_path: Path) -> None:
+        summary = train(
+            tiny(tmp_path, method=method, epochs=1, label_smoothing=0.1, mix_mode="sample")
+        )
+        assert summary["final"]["train_loss"] > 0
+
+    @pytest.mark.parametrize(
+        "changes",
+        [
+            {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle"},
+            {"nesterov": True, "schedule": "constant"},
+        ],
+        ids=["adamw-onecycle", "nesterov-constant"],
+    )
+    def test_optimisers_and_schedules(self, changes: dict[str, Any], tmp_path: Path) -> None:
+        summary = train(tiny(tmp_path, epochs=1, **changes))
+        assert summary["final"]["test_top1"] > 0
+
+    def test_mix_off_epoch(self, tmp_path: Path) -> None:
+        train(tiny(tmp_path, method="mixup", mix_off_epoch=2))
+        assert [line["mixing"] for line in read_metrics(tmp_path)] == [True, True, False]
+
+    def test_mixer_matches_options(self) -> None:
+        config = TrainConfig(
+            method="mix", mix_weights=(("mixup", 1.0), ("cutout", 3.0)), cutout_size=5
+        )
+        mixer = build_mixer(config, 10, 28)
+        assert isinstance(mixer, batchmix.RandomMix) and mixer.p == [0.25, 0.75]
+        assert isinstance(mixer.transforms[1], batchmix.CutOut) and mixer.transforms[1].size == 5
+
+
+class TestOutputFolder:
+    def test_refuses_a_folder_holding_a_run(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
+        out = tmp_path / "run"
+        assert cli("train", *TINY, "--epochs", "1", "--out", str(out)).code == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        result = cli("train", *TINY, "--epochs", "1", "--out", str(out))
+        assert result.code == 2
+        assert (
+            "already holds a run" in result.err
+            and "--resume" in result.err
+            and "--overwrite" in result.err
+        )
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    def test_overwrite_replaces(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
+        out = tmp_path / "run"
+        assert cli("train", *TINY, "--epochs", "2", "--out", str(out)).code == 0
+        assert cli("train", *TINY, "--epochs", "1", "--out", str(out), "--overwrite").code == 0
+        assert len(read_metrics(out)) == 1
+
+    def test_resume_and_overwrite_exclude_each_other(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        result = cli("train", *TINY, "--out", str(tmp_path), "--resume", "--overwrite")
+        assert result.code == 2 and "exclude each other" in result.err
+
+    def test_resume_with_changed_options_is_refused(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        assert cli("train", *TINY, "--epochs", "1", "--out", str(tmp_path)).code == 0
+        result = cli(
+            "train", *TINY, "--epochs", "1", "--lr", "0.5", "--out", str(tmp_path), "--resume"
+        )
+        assert result.code == 2 and "lr: saved 0.1, given 0.5" in result.err
+
+    def test_failed_start_leaves_the_folder_alone(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "run"
+        assert cli("train", *TINY, "--epochs", "1", "--out", str(out)).code == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        # --overwrite is allowed, but the data cannot be found: nothing may be deleted.
+        result = cli(
+            "train",
+            "--data",
+            "imagefolder",
+            "--data-dir",
+            str(tmp_path / "none"),
+            "--out",
+            str(out),
+            "--overwrite",
+        )
+        assert result.code == 2
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+class TestResume:
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "two-workers"])
+    def test_resume_equals_uninterrupted(
+        self, workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        method = "mix" if workers else "cutmix"
+        whole = tiny(tmp_path / "whole", method=method, workers=workers, mix_mode="sample")
+        train(whole)
+        parts = tiny(tmp_path / "parts", method=method, workers=workers, mix_mode="sample")
+        with monkeypatch.context() as patch:
+            interrupt_after_epoch(patch, 1)
+            with pytest.raises(Interrupted):
+                train(parts)
+        assert load_checkpoint(tmp_path / "parts")["epoch"] == 1
+        torch.manual_seed(12345)  # whatever happened in between must not matter
+        train(parts, resume=True)
+        assert_same_state(tmp_path / "whole", tmp_path / "parts")
+        whole_lines, part_lines = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "parts")
+        assert [line["epoch"] for line in part_lines] == [1, 2, 3]
+        for a, b in zip(whole_lines, part_lines, strict=True):
+            assert a["test_loss"] == b["test_loss"] and a["train_loss"] == b["train_loss"]
+
+    def test_resume_of_a_finished_run_changes_nothing(self, tmp_path: Path) -> None:
+        train(tiny(tmp_path, epochs=1))
+        before = (tmp_path / "checkpoint.pt").read_bytes()
+        summary = train(tiny(tmp_path, epochs=1), resume=True)
+        assert summary["final"]["epoch"] == 1
+        assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+    def test_same_seed_same_weights_other_seed_differs(self, tmp_path: Path) -> None:
+        for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+            train(tiny(tmp_path / name, epochs=1, method="mixup", seed=seed))
+        assert_same_state(tmp_path / "a", tmp_path / "b")
+        with pytest.raises(AssertionError):
+            assert_same_state(tmp_path / "a", tmp_path / "c")
+
+    @pytest.mark.slow
+    def test_killed_process_resumes_to_the_same_weights(self, tmp_path: Path) -> None:
+        args = [*TINY, "--method", "cutmix", "--epochs", "6", "--image-size", "24"]
+        command = [sys.executable, "-m", "batchmix", "train", *args]
+        subprocess.run(
+            [*command, "--out", str(tmp_path / "whole")],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        killed = tmp_path / "killed"
+        process = subprocess.Popen(
+            [*command, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 240
+        metrics = killed / "metrics.jsonl"
+        # Kill it as soon as epoch 2 is logged: during epoch 2's checkpoint write or epoch 3.
+        while time.monotonic() < deadline and (
+            not metrics.exists() or len(metrics.read_text().splitlines()) < 2
+        ):
+            time.sleep(0.01)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        interrupted_at = load_checkpoint(killed)["epoch"]
+        subprocess.run(
+            [*command, "--out", str(killed), "--resume"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        assert_same_state(tmp_path / "whole", killed)
+        assert [line["epoch"] for line in read_metrics(killed)] == [1, 2, 3, 4, 5, 6]
+        assert 1 <= interrupted_at < 6
