@@ -527,10 +527,12 @@ def merge_memory(rows: list[dict[str, Any]], memory: list[dict[str, Any]]) -> No
 
 
 def decode_jpeg(path: str) -> Tensor:
-    """ImageFolder loader: the file's JPEG decoded to a ``(3, H, W)`` uint8 tensor."""
-    import torchvision
+    """ImageFolder loader: the file's JPEG decoded with PIL to a ``(3, H, W)`` uint8 tensor."""
+    from PIL import Image
+    from torchvision.transforms.v2.functional import pil_to_tensor
 
-    return torchvision.io.decode_jpeg(torchvision.io.read_file(path))
+    with Image.open(path) as image:
+        return pil_to_tensor(image.convert("RGB"))
 
 
 def write_image_folder(root: Path, count: int, side: int, classes: int = 10) -> None:

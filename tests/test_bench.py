@@ -1,0 +1,170 @@
+"""Smoke test of benchmarks/bench_mix.py at tiny sizes: it runs and reports sane fields.
+
+No timing is asserted: the benchmark's ratios are read by people, not checked by tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mix.py"
+KEYS = ("op", "library", "dtype", "batch", "size", "path", "mode", "device", "status")
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_mix", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_mix"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load()
+
+
+def _tiny(**changes: Any) -> Any:
+    config = bench.Config(
+        shapes=((4, 16),),
+        rounds=1,
+        budget_s=0.001,
+        memory=False,
+        loader_images=8,
+        loader_size=16,
+        loader_batch=4,
+        loader_workers=0,
+        loader_rounds=1,
+    )
+    return bench.replace(config, **changes)
+
+
+@pytest.fixture(scope="module")
+def result() -> dict[str, Any]:
+    out: dict[str, Any] = bench.run(_tiny(), log=lambda _: None)
+    return out
+
+
+class TestBenchmark:
+    def test_rows_have_the_fields(self, result: dict[str, Any]) -> None:
+        rows = result["rows"]
+        assert rows
+        for row in rows:
+            assert all(key in row for key in KEYS), row
+            if row["status"] == "ok":
+                assert row["ms"] > 0 and row["images_per_s"] > 0
+                assert row["ms_min"] <= row["ms"] <= row["ms_max"]
+            else:
+                assert row.get("ms") is None
+                assert row["status"].startswith(("unsupported", "n/a"))
+
+    def test_covers_every_candidate(self, result: dict[str, Any]) -> None:
+        seen = {(r["op"], r["library"], r["dtype"], r["path"], r["mode"]) for r in result["rows"]}
+        for op in ("cutmix", "mixup"):
+            for dtype in ("float32", "uint8"):
+                for path in ("inplace", "out-of-place"):
+                    for mode in ("batch", "sample"):
+                        assert (op, "batchmix", dtype, path, mode) in seen
+                    assert (op, "floor", dtype, path, "-") in seen
+                assert (op, "torchvision", dtype, "out-of-place", "batch") in seen
+        assert ("cutout", "batchmix", "uint8", "inplace", "sample") in seen
+
+    def test_batchmix_rows_have_ratios(self, result: dict[str, Any]) -> None:
+        for row in result["rows"]:
+            if row["library"] != "batchmix":
+                continue
+            assert row["ratio_to_floor"] > 0
+            assert row["floor_ms"] > 0 and row["floor"]
+            if not (row["op"] == "mixup" and row["dtype"] == "uint8"):
+                assert row["torchvision_over_batchmix"] > 0
+            if row["mode"] == "sample" and row["op"] != "cutout":
+                assert row["sample_over_batch"] > 0
+
+    def test_unsupported_references_are_recorded(self, result: dict[str, Any]) -> None:
+        by_key = {(r["op"], r["library"], r["dtype"], r["mode"]): r for r in result["rows"]}
+        assert by_key[("mixup", "torchvision", "uint8", "batch")]["status"].startswith(
+            "unsupported"
+        )
+        assert by_key[("cutmix", "timm", "uint8", "elem")]["status"].startswith("unsupported")
+        assert by_key[("mixup", "timm", "float32", "elem")]["status"] == "ok"
+
+    def test_box_areas_are_fractions(self, result: dict[str, Any]) -> None:
+        for row in result["rows"]:
+            if row["op"] in ("cutmix", "cutout"):
+                assert 0.0 < row["box_area_fraction"] <= 1.0
+                assert 0.0 < row["floor_area_fraction"] <= 1.0
+
+    def test_loader_and_targets(self, result: dict[str, Any]) -> None:
+        mixes = {r["mix"]: r for r in result["loader"]}
+        assert set(mixes) == {"none", "cutmix", "mixup"}
+        assert all(r["images_per_s"] > 0 for r in mixes.values())
+        assert mixes["none"]["loss_percent"] is None
+        assert isinstance(mixes["mixup"]["loss_percent"], float)
+        assert result["targets"]
+        for target in result["targets"]:
+            assert isinstance(target["met"], bool) and target["where"]
+
+    def test_machine_and_report(self, result: dict[str, Any]) -> None:
+        machine = result["machine"]
+        assert machine["torch"] == torch.__version__ and machine["cpu"] and machine["date"]
+        text = bench.report(result)
+        assert "batchmix" in text and "targets" in text
+        json.dumps(result)
+
+
+class TestMemory:
+    def test_peak_extra_bytes_counts_a_fresh_tensor(self) -> None:
+        size = 8 << 20
+        extra = bench.peak_extra_bytes(lambda: torch.ones(size, dtype=torch.uint8), "cpu")
+        if extra is None:
+            pytest.skip("/proc/self/clear_refs is not writable here")
+        assert extra >= size * 0.9
+
+    def test_measure_memory_rows(self) -> None:
+        rows = bench.measure_memory(_tiny(ops=("cutout",), dtypes=("float32",)))
+        assert {r["library"] for r in rows} == {"batchmix", "torchvision"}
+        assert all(r["peak_extra_bytes"] is None or r["peak_extra_bytes"] >= 0 for r in rows)
+
+
+class TestCommandLine:
+    def test_writes_json(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        out = tmp_path / "bench.json"
+        argv = [
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--shapes",
+            "2x8",
+            "--ops",
+            "cutout",
+            "--dtypes",
+            "uint8",
+            "--rounds",
+            "1",
+            "--budget",
+            "0.001",
+            "--no-memory",
+            "--loader-images",
+            "0",
+        ]
+        assert bench.main(argv) == 0
+        written = json.loads(out.read_text())
+        assert {r["op"] for r in written["rows"]} == {"cutout"}
+        assert written["loader"] == []
+        assert "targets (issue 4)" in capsys.readouterr().out
+
+    def test_rejects_unknown_op(self) -> None:
+        with pytest.raises(SystemExit):
+            bench.main(["--ops", "fmix"])
+
+    def test_config_round_trips_through_json(self) -> None:
+        config = bench.QUICK
+        assert bench.config_from_json(json.dumps(bench.asdict(config))) == config
