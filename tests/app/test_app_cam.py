@@ -1,0 +1,141 @@
+"""CAM: shapes, the identity with the logits, boxes from hand-made maps, IoU, localisation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from batchmix.app.cam import box_iou, cam_boxes, class_activation_maps, localisation, normalise_maps
+from batchmix.app.config import TrainConfig
+from batchmix.app.data import load_data
+from batchmix.app.errors import AppError
+from batchmix.app.models import CamClassifier, SmallResNet, TorchvisionResNet
+
+
+class TestMaps:
+    @pytest.mark.parametrize(
+        ("model", "feature_side"),
+        [(SmallResNet(1, 10, width=8), 7), (TorchvisionResNet("resnet18", 1, 10, 28), 4)],
+        ids=["small-resnet", "resnet18"],
+    )
+    def test_shapes_and_identity_with_logits(self, model: CamClassifier, feature_side: int) -> None:
+        model.eval()
+        images = torch.randn(3, 1, 28, 28)
+        classes = torch.tensor([0, 4, 9])
+        maps, logits = class_activation_maps(model, images, classes)
+        assert maps.shape == (3, feature_side, feature_side)
+        assert torch.allclose(logits, model(images), atol=1e-5)
+        # The spatial mean of class c's map plus its bias is the logit of c.
+        expected = logits[torch.arange(3), classes] - model.fc.bias[classes]
+        assert torch.allclose(maps.mean(dim=(1, 2)), expected, atol=1e-5)
+
+    def test_default_class_is_the_prediction(self) -> None:
+        model = SmallResNet(3, 5, width=4).eval()
+        images = torch.randn(2, 3, 16, 16)
+        maps, logits = class_activation_maps(model, images)
+        chosen, _ = class_activation_maps(model, images, logits.argmax(dim=1))
+        assert torch.equal(maps, chosen)
+
+    def test_normalise_upsamples_to_unit_range(self) -> None:
+        scaled = normalise_maps(torch.randn(4, 7, 7) * 5, (28, 28))
+        assert scaled.shape == (4, 28, 28)
+        assert torch.allclose(scaled.amin(dim=(1, 2)), torch.zeros(4))
+        assert torch.allclose(scaled.amax(dim=(1, 2)), torch.ones(4))
+
+
+class TestBoxes:
+    def test_box_around_a_blob(self) -> None:
+        maps = torch.zeros(1, 10, 12)
+        maps[0, 2:5, 3:9] = 1.0
+        assert cam_boxes(maps).tolist() == [[3, 2, 9, 5]]
+
+    def test_largest_region_wins(self) -> None:
+        maps = torch.zeros(1, 10, 10)
+        maps[0, 0:2, 0:2] = 1.0  # small, strongest
+        maps[0, 5:9, 4:10] = 0.6  # large
+        assert cam_boxes(maps, threshold=0.5).tolist() == [[4, 5, 10, 9]]
+        # A higher threshold drops the weaker region.
+        assert cam_boxes(maps, threshold=0.8).tolist() == [[0, 0, 2, 2]]
+
+    def test_diagonal_pixels_are_connected(self) -> None:
+        maps = torch.zeros(1, 5, 5)
+        maps[0, 1, 1] = maps[0, 2, 2] = maps[0, 3, 3] = 1.0
+        assert cam_boxes(maps).tolist() == [[1, 1, 4, 4]]
+
+    def test_flat_map_gives_the_whole_image(self) -> None:
+        assert cam_boxes(torch.zeros(1, 6, 8)).tolist() == [[0, 0, 8, 6]]
+
+    def test_bad_threshold(self) -> None:
+        with pytest.raises(AppError, match=r"--threshold: expected a fraction in \(0, 1\], got 1.5"):
+            cam_boxes(torch.zeros(1, 4, 4), threshold=1.5)
+
+
+class TestIoU:
+    @pytest.mark.parametrize(
+        ("first", "second", "expected"),
+        [
+            ([0, 0, 4, 4], [0, 0, 4, 4], 1.0),
+            ([0, 0, 4, 4], [4, 4, 8, 8], 0.0),  # touching corners share no pixel
+            ([0, 0, 4, 4], [2, 0, 6, 4], 8 / 24),
+            ([0, 0, 4, 4], [1, 1, 3, 3], 4 / 16),
+            ([0, 0, 0, 0], [0, 0, 0, 0], 0.0),
+        ],
+        ids=["same", "disjoint", "half-shift", "inside", "empty"],
+    )
+    def test_values(self, first: list[int], second: list[int], expected: float) -> None:
+        value = box_iou(torch.tensor([first]), torch.tensor([second]))
+        assert value.tolist() == pytest.approx([expected])
+        assert box_iou(torch.tensor([second]), torch.tensor([first])).tolist() == pytest.approx([expected])
+
+    def test_shape_mismatch(self) -> None:
+        with pytest.raises(AppError, match=r"expected two \(B, 4\) box tensors"):
+            box_iou(torch.zeros(2, 4), torch.zeros(3, 4))
+
+
+class PixelCam(CamClassifier):
+    """A stand-in 'model' whose only feature map is the image: its CAM is the object itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 10)
+        with torch.no_grad():
+            self.fc.weight.fill_(1.0)
+            self.fc.bias.zero_()
+
+    def features(self, x: Tensor) -> Tensor:
+        return x - x.amin(dim=(2, 3), keepdim=True)
+
+
+def test_localisation_of_a_perfect_map(fashion_dir: Path) -> None:
+    data = load_data(TrainConfig(data="fashion-mnist-loc", data_dir=str(fashion_dir), image_size=40))
+    assert data.test_boxes is not None
+    result = localisation(PixelCam(), data.test, data.test_boxes, torch.device("cpu"), threshold=0.05)
+    assert result["gt_known_loc"] == 100.0 and result["mean_iou"] == pytest.approx(1.0)
+    assert result["images"] == len(data.test)
+    shifted = data.test_boxes + torch.tensor([20, 20, 20, 20])  # boxes elsewhere: nothing localised
+    assert localisation(PixelCam(), data.test, shifted, torch.device("cpu"))["gt_known_loc"] == 0.0
+
+
+def test_cam_command_on_the_localisation_data(
+    fashion_dir: Path, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    run = tmp_path / "run"
+    args = ["--data", "fashion-mnist-loc", "--data-dir", str(fashion_dir), "--image-size", "32"]
+    assert cli("train", *args, "--width", "8", "--epochs", "1", "--batch-size", "64", "--no-progress", "--out", str(run)).code == 0
+    result = cli("cam", str(run), "--images", "0,1,2")
+    assert result.code == 0, result.err
+    assert "Localisation on 64 test images: GT-known" in result.out
+    assert (run / "cam" / "cam.png").read_bytes()[:4] == b"\x89PNG"
+    record = json.loads((run / "cam" / "cam.json").read_text())
+    assert record["images"] == [0, 1, 2] and len(record["predicted_boxes"]) == 3
+    assert 0 <= record["localisation"]["gt_known_loc"] <= 100
+    again = cli("cam", str(run), "--images", "0")
+    assert again.code == 2 and "pass --overwrite" in again.err
+    bad = cli("cam", str(run), "--images", "0,999", "--overwrite")
+    assert bad.code == 2 and "expected test indices in [0, 64)" in bad.err

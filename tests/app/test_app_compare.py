@@ -1,0 +1,114 @@
+"""``compare``, ``show`` and the demo's preset: the report files exist and parse."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from app_helpers import TINY
+from PIL import Image
+
+from batchmix.app.cli import DEMO, build_parser
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from batchmix.app.cli import main
+
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    code = main(["compare", *TINY, "--methods", "none,cutmix,cutout", "--seeds", "2", "--epochs", "2", "--out", str(out), "--cam-images", "4"])
+    assert code == 0
+    return out
+
+
+class TestCompare:
+    def test_results_json(self, comparison: Path) -> None:
+        results = json.loads((comparison / "results.json").read_text())
+        assert results["methods"] == ["none", "cutmix", "cutout"] and results["seeds"] == [0, 1]
+        assert len(results["runs"]) == 6
+        for method, entry in results["summary"].items():
+            errors = [r["final"]["test_error"] for r in results["runs"] if r["method"] == method]
+            assert entry["seeds"] == 2
+            assert entry["test_error_mean"] == pytest.approx(sum(errors) / 2)
+            assert entry["test_error_std"] == pytest.approx(abs(errors[0] - errors[1]) / 2**0.5)
+        assert all(len(run["history"]) == 2 for run in results["runs"])
+        assert results["environment"]["cpu_count"] >= 1
+
+    def test_report_markdown(self, comparison: Path) -> None:
+        report = (comparison / "report" / "report.md").read_text()
+        assert "| Method | Top-1 error |" in report
+        for title in ("Baseline", "CutMix", "CutOut"):
+            assert f"| {title} |" in report or f"| **{title}** |" in report
+        assert " ± " in report
+        for image in ("curves.png", "mixed_grid.png", "cam.png"):
+            assert f"]({image})" in report
+
+    @pytest.mark.parametrize("name", ["curves.png", "mixed_grid.png", "cam.png"])
+    def test_figures_are_images(self, comparison: Path, name: str) -> None:
+        path = comparison / "report" / name
+        assert path.read_bytes()[:8] == PNG
+        with Image.open(path) as image:
+            assert image.size[0] > 200 and image.size[1] > 200
+
+    def test_runs_are_evaluable(self, comparison: Path, cli: Callable[..., Any]) -> None:
+        result = cli("evaluate", str(comparison / "runs" / "cutmix-seed1"))
+        assert result.code == 0 and "top-1" in result.out
+
+    def test_refuses_to_overwrite(self, comparison: Path, cli: Callable[..., Any]) -> None:
+        before = (comparison / "results.json").read_bytes()
+        result = cli("compare", *TINY, "--methods", "none", "--seeds", "1", "--out", str(comparison))
+        assert result.code == 2 and "already holds a comparison" in result.err
+        assert (comparison / "results.json").read_bytes() == before
+
+    def test_resume_reuses_finished_runs(self, comparison: Path, cli: Callable[..., Any]) -> None:
+        checkpoint = comparison / "runs" / "none-seed0" / "checkpoint.pt"
+        before = checkpoint.read_bytes()
+        args = ["--methods", "none,cutmix,cutout", "--seeds", "2", "--epochs", "2", "--cam-images", "4"]
+        result = cli("compare", *TINY, *args, "--out", str(comparison), "--resume")
+        assert result.code == 0, result.err
+        assert checkpoint.read_bytes() == before
+
+
+class TestShow:
+    def test_bundled_photos(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
+        result = cli("show", "--out", str(tmp_path), "--size", "64")
+        assert result.code == 0
+        assert (tmp_path / "mixed_grid.png").read_bytes()[:8] == PNG
+        assert cli("show", "--out", str(tmp_path), "--size", "64").code == 2
+
+    def test_user_folder(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for index, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+            Image.new("RGB", (50, 40), colour).save(photos / f"p{index}.png")
+        assert cli("show", "--images", str(photos), "--out", str(tmp_path / "out"), "--size", "32").code == 0
+        (photos / "p3.jpg").write_text("no picture here")
+        result = cli("show", "--images", str(photos), "--out", str(tmp_path / "bad"), "--count", "5")
+        assert result.code == 2 and "p3.jpg is not a readable image" in result.err
+        assert not (tmp_path / "bad").exists()
+
+
+def test_demo_preset_is_the_documented_one() -> None:
+    args = build_parser().parse_args(["demo"])
+    assert (args.epochs, args.seeds, args.train_subset) == (DEMO["epochs"], DEMO["seeds"], DEMO["train_subset"])
+    assert args.out == "out/demo"
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end(
+    fashion_dir: Path, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    out = tmp_path / "demo"
+    args = ["demo", "--data-dir", str(fashion_dir), "--out", str(out), "--epochs", "1", "--seeds", "1", "--no-progress"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    assert f"Report: {out / 'report' / 'report.md'}" in result.out
+    for name in ("report.md", "curves.png", "mixed_grid.png", "photos_grid.png", "cam.png"):
+        assert (out / "report" / name).exists()
+    again = cli(*args, "--resume")  # a second `make demo` re-reports without retraining
+    assert again.code == 0
