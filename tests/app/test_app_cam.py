@@ -72,7 +72,9 @@ class TestBoxes:
         assert cam_boxes(torch.zeros(1, 6, 8)).tolist() == [[0, 0, 8, 6]]
 
     def test_bad_threshold(self) -> None:
-        with pytest.raises(AppError, match=r"--threshold: expected a fraction in \(0, 1\], got 1.5"):
+        with pytest.raises(
+            AppError, match=r"--threshold: expected a fraction in \(0, 1\], got 1.5"
+        ):
             cam_boxes(torch.zeros(1, 4, 4), threshold=1.5)
 
 
@@ -91,7 +93,9 @@ class TestIoU:
     def test_values(self, first: list[int], second: list[int], expected: float) -> None:
         value = box_iou(torch.tensor([first]), torch.tensor([second]))
         assert value.tolist() == pytest.approx([expected])
-        assert box_iou(torch.tensor([second]), torch.tensor([first])).tolist() == pytest.approx([expected])
+        assert box_iou(torch.tensor([second]), torch.tensor([first])).tolist() == pytest.approx(
+            [expected]
+        )
 
     def test_shape_mismatch(self) -> None:
         with pytest.raises(AppError, match=r"expected two \(B, 4\) box tensors"):
@@ -113,9 +117,13 @@ class PixelCam(CamClassifier):
 
 
 def test_localisation_of_a_perfect_map(fashion_dir: Path) -> None:
-    data = load_data(TrainConfig(data="fashion-mnist-loc", data_dir=str(fashion_dir), image_size=40))
+    data = load_data(
+        TrainConfig(data="fashion-mnist-loc", data_dir=str(fashion_dir), image_size=40)
+    )
     assert data.test_boxes is not None
-    result = localisation(PixelCam(), data.test, data.test_boxes, torch.device("cpu"), threshold=0.05)
+    result = localisation(
+        PixelCam(), data.test, data.test_boxes, torch.device("cpu"), threshold=0.05
+    )
     assert result["gt_known_loc"] == 100.0 and result["mean_iou"] == pytest.approx(1.0)
     assert result["images"] == len(data.test)
     shifted = data.test_boxes + torch.tensor([20, 20, 20, 20])  # boxes elsewhere: nothing localised
@@ -127,7 +135,22 @@ def test_cam_command_on_the_localisation_data(
 ) -> None:
     run = tmp_path / "run"
     args = ["--data", "fashion-mnist-loc", "--data-dir", str(fashion_dir), "--image-size", "32"]
-    assert cli("train", *args, "--width", "8", "--epochs", "1", "--batch-size", "64", "--no-progress", "--out", str(run)).code == 0
+    assert (
+        cli(
+            "train",
+            *args,
+            "--width",
+            "8",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--no-progress",
+            "--out",
+            str(run),
+        ).code
+        == 0
+    )
     result = cli("cam", str(run), "--images", "0,1,2")
     assert result.code == 0, result.err
     assert "Localisation on 64 test images: GT-known" in result.out

@@ -21,7 +21,22 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from batchmix.app.cli import main
 
     out = tmp_path_factory.mktemp("compare") / "cmp"
-    code = main(["compare", *TINY, "--methods", "none,cutmix,cutout", "--seeds", "2", "--epochs", "2", "--out", str(out), "--cam-images", "4"])
+    code = main(
+        [
+            "compare",
+            *TINY,
+            "--methods",
+            "none,cutmix,cutout",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--out",
+            str(out),
+            "--cam-images",
+            "4",
+        ]
+    )
     assert code == 0
     return out
 
@@ -61,14 +76,25 @@ class TestCompare:
 
     def test_refuses_to_overwrite(self, comparison: Path, cli: Callable[..., Any]) -> None:
         before = (comparison / "results.json").read_bytes()
-        result = cli("compare", *TINY, "--methods", "none", "--seeds", "1", "--out", str(comparison))
+        result = cli(
+            "compare", *TINY, "--methods", "none", "--seeds", "1", "--out", str(comparison)
+        )
         assert result.code == 2 and "already holds a comparison" in result.err
         assert (comparison / "results.json").read_bytes() == before
 
     def test_resume_reuses_finished_runs(self, comparison: Path, cli: Callable[..., Any]) -> None:
         checkpoint = comparison / "runs" / "none-seed0" / "checkpoint.pt"
         before = checkpoint.read_bytes()
-        args = ["--methods", "none,cutmix,cutout", "--seeds", "2", "--epochs", "2", "--cam-images", "4"]
+        args = [
+            "--methods",
+            "none,cutmix,cutout",
+            "--seeds",
+            "2",
+            "--epochs",
+            "2",
+            "--cam-images",
+            "4",
+        ]
         result = cli("compare", *TINY, *args, "--out", str(comparison), "--resume")
         assert result.code == 0, result.err
         assert checkpoint.read_bytes() == before
@@ -86,16 +112,27 @@ class TestShow:
         photos.mkdir()
         for index, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
             Image.new("RGB", (50, 40), colour).save(photos / f"p{index}.png")
-        assert cli("show", "--images", str(photos), "--out", str(tmp_path / "out"), "--size", "32").code == 0
+        assert (
+            cli(
+                "show", "--images", str(photos), "--out", str(tmp_path / "out"), "--size", "32"
+            ).code
+            == 0
+        )
         (photos / "p3.jpg").write_text("no picture here")
-        result = cli("show", "--images", str(photos), "--out", str(tmp_path / "bad"), "--count", "5")
+        result = cli(
+            "show", "--images", str(photos), "--out", str(tmp_path / "bad"), "--count", "5"
+        )
         assert result.code == 2 and "p3.jpg is not a readable image" in result.err
         assert not (tmp_path / "bad").exists()
 
 
 def test_demo_preset_is_the_documented_one() -> None:
     args = build_parser().parse_args(["demo"])
-    assert (args.epochs, args.seeds, args.train_subset) == (DEMO["epochs"], DEMO["seeds"], DEMO["train_subset"])
+    assert (args.epochs, args.seeds, args.train_subset) == (
+        DEMO["epochs"],
+        DEMO["seeds"],
+        DEMO["train_subset"],
+    )
     assert args.out == "out/demo"
 
 
@@ -104,7 +141,18 @@ def test_demo_command_end_to_end(
     fashion_dir: Path, tmp_path: Path, cli: Callable[..., Any]
 ) -> None:
     out = tmp_path / "demo"
-    args = ["demo", "--data-dir", str(fashion_dir), "--out", str(out), "--epochs", "1", "--seeds", "1", "--no-progress"]
+    args = [
+        "demo",
+        "--data-dir",
+        str(fashion_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+        "--no-progress",
+    ]
     result = cli(*args)
     assert result.code == 0, result.err
     assert f"Report: {out / 'report' / 'report.md'}" in result.out
