@@ -196,3 +196,50 @@ def test_augmentation_draws_from_torch_rng() -> None:
     torch.manual_seed(3)
     assert torch.equal(first, data.train[0][0])
     assert torch.equal(data.test[0][0], data.test[0][0])
+
+
+class TestCifar:
+    def test_offline_without_files_says_so(
+        self, tmp_path: Path, cli: Callable[..., object]
+    ) -> None:
+        result = cli(
+            "train",
+            "--data",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path),
+            "--no-download",
+            "--out",
+            str(tmp_path / "run"),
+        )
+        assert result.code == 2  # type: ignore[attr-defined]
+        assert f"cifar10 not found in {tmp_path}" in result.err  # type: ignore[attr-defined]
+
+    def test_failed_download_is_reported(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import torchvision.datasets
+
+        class Offline:
+            def __init__(self, root: str, train: bool, download: bool) -> None:
+                raise RuntimeError("Dataset not found." if not download else "urlopen error")
+
+        monkeypatch.setattr(torchvision.datasets, "CIFAR100", Offline)
+        with pytest.raises(
+            AppError,
+            match=r"cifar100 not found in .* download failed \(RuntimeError: urlopen error\)",
+        ):
+            load_data(TrainConfig(data="cifar100", data_dir=str(tmp_path)))
+
+
+def test_train_on_an_image_folder_with_resnet18(tmp_path: Path, cli: Callable[..., object]) -> None:
+    for index in range(6):
+        _write_png(tmp_path / "images" / "red" / f"{index}.png", (180 + 10 * index, 20, 20))
+        _write_png(tmp_path / "images" / "blue" / f"{index}.png", (20, 20, 180 + 10 * index))
+    result = cli(
+        "train", "--data", "imagefolder", "--data-dir", str(tmp_path / "images"), "--image-size", "16",
+        "--model", "resnet18", "--method", "cutmix", "--epochs", "1", "--batch-size", "4",
+        "--no-progress", "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert result.code == 0, result.err  # type: ignore[attr-defined]
+    assert cli("evaluate", str(tmp_path / "run")).code == 0  # type: ignore[attr-defined]
