@@ -444,141 +444,160 @@ def _train_config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Trains one model (under torchrun: one rank of a DDP run)."""
+    from batchmix.app.train import train
+
+    config = _train_config(args, method=args.method)
+    try:
+        summary = train(config, resume=args.resume, overwrite=args.overwrite)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    if summary["final"]:
+        print(
+            f"Finished: test top-1 error {summary['final']['test_error']:.2f}%; run folder {config.out}"
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Prints the test accuracy of a checkpoint."""
+    import torch
+
+    from batchmix.app.train import evaluate, load_trained
+
+    model, data, payload = load_trained(
+        args.checkpoint, data_dir=args.data_dir, download=args.download
+    )
+    metrics = evaluate(model, data.test, torch.device("cpu"))
+    metrics = {"epoch": payload["epoch"], "images": len(data.test), **metrics}
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(
+            f"{args.checkpoint}: epoch {payload['epoch']}, {len(data.test)} test images: "
+            f"top-1 {metrics['test_top1']:.2f}% (error {metrics['test_error']:.2f}%), "
+            f"top-5 {metrics['test_top5']:.2f}%, loss {metrics['test_loss']:.4f}"
+        )
+    return 0
+
+
+def _compare(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Runs a comparison (``compare``, or ``demo`` with its fixed setting) and its report."""
+    from batchmix.app.report import command_line, compare, parse_methods
+
+    if args.command == "compare":
+        methods = parse_methods(args.methods)
+        config = _train_config(args, method="none")
+        seeds, cam_images, loc_limit, photos = (
+            args.seeds,
+            args.cam_images,
+            args.loc_limit,
+            args.photos,
+        )
+    else:
+        methods = parse_methods(str(DEMO["methods"]))
+        config = TrainConfig(
+            data=str(DEMO["data"]),
+            data_dir=args.data_dir,
+            download=args.download,
+            model=str(DEMO["model"]),
+            width=int(DEMO["width"]),
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            epochs=args.epochs,
+            batch_size=int(DEMO["batch_size"]),
+            lr=float(DEMO["lr"]),
+            workers=args.workers,
+            progress=args.progress,
+            out=args.out,
+        )
+        seeds, cam_images, loc_limit, photos = args.seeds, 8, 1000, True
+    results = compare(
+        config,
+        methods,
+        seeds,
+        Path(args.out),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        cam_count=cam_images,
+        loc_limit=loc_limit,
+        photos=photos,
+        command=command_line(argv),
+    )
+    for method, entry in results["summary"].items():
+        spread = entry["test_error_std"]
+        print(
+            f"{method:>7}: test top-1 error {entry['test_error_mean']:.2f}%"
+            + (f" ± {spread:.2f}" if spread is not None else "")
+            + f" over {entry['seeds']} seed(s)"
+        )
+    print(f"Report: {Path(args.out) / 'report' / 'report.md'}")
+    return 0
+
+
+def _cam(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Draws CAM overlays and measures localisation where true boxes exist."""
+    from batchmix.app.checkpoint import resolve_checkpoint
+    from batchmix.app.report import run_cam
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    out = Path(args.out) if args.out else checkpoint.parent / "cam"
+    result = run_cam(
+        str(checkpoint),
+        out,
+        indices=args.images,
+        count=args.count,
+        threshold=args.threshold,
+        loc_limit=args.loc_limit,
+        data_dir=args.data_dir,
+        download=args.download,
+        overwrite=args.overwrite,
+    )
+    if "localisation" in result:
+        loc = result["localisation"]
+        print(
+            f"Localisation on {int(loc['images'])} test images: GT-known {loc['gt_known_loc']:.2f}%, "
+            f"top-1 {loc['top1_loc']:.2f}%, mean IoU {loc['mean_iou']:.3f}"
+        )
+    print(f"CAM figure: {result['figure']}")
+    return 0
+
+
+def _show(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Draws the mixed-image grid on photos."""
+    from batchmix.app.show import run_show
+
+    path = run_show(
+        args.out / "mixed_grid.png",
+        folder=args.images,
+        size=args.size,
+        count=args.count,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote {path}")
+    return 0
+
+
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Runs the parsed command; :class:`AppError` reaches :func:`main`."""
     if getattr(args, "threads", None):
         import torch
 
         torch.set_num_threads(args.threads)
-
-    if args.command == "train":
-        from batchmix.app.train import train
-
-        config = _train_config(args, method=args.method)
-        try:
-            summary = train(config, resume=args.resume, overwrite=args.overwrite)
-        finally:
-            import torch.distributed as dist
-
-            if dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
-        if summary["final"]:
-            print(
-                f"Finished: test top-1 error {summary['final']['test_error']:.2f}%; run folder {config.out}"
-            )
-        return 0
-
-    if args.command == "evaluate":
-        import torch
-
-        from batchmix.app.train import evaluate, load_trained
-
-        model, data, payload = load_trained(
-            args.checkpoint, data_dir=args.data_dir, download=args.download
-        )
-        metrics = evaluate(model, data.test, torch.device("cpu"))
-        metrics = {"epoch": payload["epoch"], "images": len(data.test), **metrics}
-        if args.json:
-            print(json.dumps(metrics))
-        else:
-            print(
-                f"{args.checkpoint}: epoch {payload['epoch']}, {len(data.test)} test images: "
-                f"top-1 {metrics['test_top1']:.2f}% (error {metrics['test_error']:.2f}%), "
-                f"top-5 {metrics['test_top5']:.2f}%, loss {metrics['test_loss']:.4f}"
-            )
-        return 0
-
-    if args.command in ("compare", "demo"):
-        from batchmix.app.report import command_line, compare, parse_methods
-
-        if args.command == "compare":
-            methods = parse_methods(args.methods)
-            config = _train_config(args, method="none")
-            seeds, cam_images, loc_limit, photos = (
-                args.seeds,
-                args.cam_images,
-                args.loc_limit,
-                args.photos,
-            )
-        else:
-            methods = parse_methods(str(DEMO["methods"]))
-            config = TrainConfig(
-                data=str(DEMO["data"]),
-                data_dir=args.data_dir,
-                download=args.download,
-                model=str(DEMO["model"]),
-                width=int(DEMO["width"]),
-                train_subset=args.train_subset,
-                test_subset=args.test_subset,
-                epochs=args.epochs,
-                batch_size=int(DEMO["batch_size"]),
-                lr=float(DEMO["lr"]),
-                workers=args.workers,
-                progress=args.progress,
-                out=args.out,
-            )
-            seeds, cam_images, loc_limit, photos = args.seeds, 8, 1000, True
-        results = compare(
-            config,
-            methods,
-            seeds,
-            Path(args.out),
-            resume=args.resume,
-            overwrite=args.overwrite,
-            cam_count=cam_images,
-            loc_limit=loc_limit,
-            photos=photos,
-            command=command_line(argv),
-        )
-        for method, entry in results["summary"].items():
-            spread = entry["test_error_std"]
-            print(
-                f"{method:>7}: test top-1 error {entry['test_error_mean']:.2f}%"
-                + (f" ± {spread:.2f}" if spread is not None else "")
-                + f" over {entry['seeds']} seed(s)"
-            )
-        print(f"Report: {Path(args.out) / 'report' / 'report.md'}")
-        return 0
-
-    if args.command == "cam":
-        from batchmix.app.checkpoint import resolve_checkpoint
-        from batchmix.app.report import run_cam
-
-        checkpoint = resolve_checkpoint(args.checkpoint)
-        out = Path(args.out) if args.out else checkpoint.parent / "cam"
-        result = run_cam(
-            str(checkpoint),
-            out,
-            indices=args.images,
-            count=args.count,
-            threshold=args.threshold,
-            loc_limit=args.loc_limit,
-            data_dir=args.data_dir,
-            download=args.download,
-            overwrite=args.overwrite,
-        )
-        if "localisation" in result:
-            loc = result["localisation"]
-            print(
-                f"Localisation on {int(loc['images'])} test images: GT-known {loc['gt_known_loc']:.2f}%, "
-                f"top-1 {loc['top1_loc']:.2f}%, mean IoU {loc['mean_iou']:.3f}"
-            )
-        print(f"CAM figure: {result['figure']}")
-        return 0
-
-    if args.command == "show":
-        from batchmix.app.show import run_show
-
-        path = run_show(
-            args.out / "mixed_grid.png",
-            folder=args.images,
-            size=args.size,
-            count=args.count,
-            seed=args.seed,
-            overwrite=args.overwrite,
-        )
-        print(f"Wrote {path}")
-        return 0
-    raise AppError(f"unknown command {args.command!r}.")  # argparse rejects these first
+    commands = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "compare": _compare,
+        "demo": _compare,
+        "cam": _cam,
+        "show": _show,
+    }
+    return commands[args.command](args, argv)
 
 
 def _format_warning(
