@@ -193,10 +193,17 @@ class TestChunkedInPlace:
     @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
     @pytest.mark.parametrize("chunk", [1, 48, 100, 1 << 18])
+    @pytest.mark.parametrize("row_loop", [False, True], ids=["chunks", "rows"])
     def test_inplace_equals_out_of_place(
-        self, partner: str, dtype: torch.dtype, chunk: int, monkeypatch: pytest.MonkeyPatch
+        self,
+        partner: str,
+        dtype: torch.dtype,
+        chunk: int,
+        row_loop: bool,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(F, "_LOOP_MIN_ELEMENTS", 0 if row_loop else 1 << 40)
         g = torch.Generator().manual_seed(0)
         images = (torch.rand(11, 3, 4, 4, generator=g) * 255).to(dtype)
         index = sampling.partner_index(11, partner, g)  # type: ignore[arg-type]

@@ -42,7 +42,7 @@ __all__ = [
 Box = tuple[int, int, int, int]
 
 # Work on chunks of about this many elements so that temporaries stay in cache.
-_CHUNK_ELEMENTS = 1 << 20
+_CHUNK_ELEMENTS = 1 << 18
 # Per-sample boxes are copied with one slice per sample when a sample has at least this many
 # elements; below it, one vectorised masked select over the batch is faster (see benchmarks/).
 _LOOP_MIN_ELEMENTS = 1 << 14
@@ -181,6 +181,10 @@ def mixup(
         return torch.add(partner, images * w, out=target)
     # On the CPU, chunks of rows keep temporaries small and in cache: no batch-sized temporary.
     partners = _Partners(images, index, inplace)
+    longest = max((stop - start for start, stop in partners.chunks), default=0)
+    if not floating:
+        # Integer images are combined in float32 scratch rows, reused for every chunk.
+        scratch = torch.empty((2, longest, *images.shape[1:]), device=images.device)
     for start, stop in partners.chunks:
         rows_w, rows_w1 = _rows(w, start, stop), _rows(w1, start, stop)
         if floating:
@@ -190,10 +194,11 @@ def mixup(
             else:
                 torch.mul(images[start:stop], rows_w, out=target[start:stop]).add_(partner)
         else:
-            partner = partners.rows(start, stop)
-            mixed = images[start:stop].float().mul_(rows_w)
-            mixed.add_(partner.float().mul_(rows_w1)).round_().clamp_(0, 255)
-            target[start:stop].copy_(mixed)
+            count = stop - start
+            mixed = torch.mul(images[start:stop], rows_w, out=scratch[0, :count])
+            weighted = torch.mul(partners.rows(start, stop), rows_w1, out=scratch[1, :count])
+            # A convex mix of values in [0, 255] stays in range: rounding is all that is left.
+            target[start:stop].copy_(mixed.add_(weighted).round_())
     return target
 
 
@@ -252,6 +257,9 @@ def cutmix(
         if _compiling() or region.numel() == 0:
             target_region.copy_(region.index_select(0, index))
             return target
+        if region[0].numel() >= _LOOP_MIN_ELEMENTS:
+            _copy_rows(region, target_region, index.tolist(), inplace)
+            return target
         partners = _Partners(region, index, inplace)
         for start, stop in partners.chunks:
             target_region[start:stop] = partners.rows(start, stop)
@@ -261,6 +269,30 @@ def cutmix(
     partner = images.index_select(0, index)
     target = images if inplace else _prepare_out(images, out)
     return torch.where(_broadcast_mask(boxes, images), partner, images, out=target)
+
+
+def _copy_rows(source: Tensor, target: Tensor, index: list[int], inplace: bool) -> None:
+    """``target[i] = source[index[i]]`` row by row, touching each row once.
+
+    In place (``target`` is ``source``), each cycle of the permutation is followed so that a
+    row is read before it is overwritten; only the first row of each cycle is copied aside.
+    """
+    if not inplace:
+        for i, j in enumerate(index):
+            target[i].copy_(source[j])
+        return
+    done = [False] * len(index)
+    for start in range(len(index)):
+        if done[start] or index[start] == start:
+            continue
+        saved = source[start].clone()
+        i = start
+        while index[i] != start:
+            source[i].copy_(source[index[i]])
+            done[i] = True
+            i = index[i]
+        source[i].copy_(saved)
+        done[i] = True
 
 
 def _cutmix_loop(images: Tensor, index: Tensor, boxes: Tensor, out: Tensor | None) -> Tensor:
