@@ -332,6 +332,10 @@ def compare(
     return results
 
 
+def _std(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _augmentation(data: Data) -> str:
     train = data.train
     parts = [f"random crop from {train.pad}-px zero padding"] if train.pad else []
@@ -359,8 +363,8 @@ def _report_markdown(results: dict[str, Any], data: Data) -> str:
     ]
     for method, entry in summary.items():
         name = METHOD_TITLES[method]
-        top1 = _format(entry["test_error_mean"], entry["test_error_std"] or math.nan)
-        top5 = _format(entry["test_top5_error_mean"], entry["test_top5_error_std"] or math.nan)
+        top1 = _format(entry["test_error_mean"], _std(entry["test_error_std"]))
+        top5 = _format(entry["test_top5_error_mean"], _std(entry["test_top5_error_std"]))
         if method == best:
             name, top1 = f"**{name}**", f"**{top1}**"
         loc = (
