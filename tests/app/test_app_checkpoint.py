@@ -140,3 +140,16 @@ class TestBadCheckpoints:
         assert 0 <= metrics["test_top1"] <= metrics["test_top5"] <= 100
         final = json.loads((trained / "summary.json").read_text())["final"]
         assert metrics["test_top1"] == pytest.approx(final["test_top1"])
+
+
+def test_resume_from_a_truncated_checkpoint_is_refused(
+    tmp_path: Path, cli: Callable[..., object]
+) -> None:
+    out = tmp_path / "run"
+    assert cli("train", *TINY, "--epochs", "1", "--out", str(out)).code == 0  # type: ignore[attr-defined]
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = cli("train", *TINY, "--epochs", "2", "--out", str(out), "--resume")
+    assert result.code == 2 and "cannot read checkpoint" in result.err  # type: ignore[attr-defined]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
