@@ -265,53 +265,54 @@ def cutmix(
             target_region[start:stop] = partners.rows(start, stop)
         return target
     if _use_loop(images):
-        return _cutmix_loop(images, index, boxes, out)
+        target = images if inplace else _prepare_out(images, out)
+        if not inplace:
+            target.copy_(images)
+        _copy_rows(images, target, index.tolist(), inplace, boxes.tolist())
+        return target
     partner = images.index_select(0, index)
     target = images if inplace else _prepare_out(images, out)
     return torch.where(_broadcast_mask(boxes, images), partner, images, out=target)
 
 
-def _copy_rows(source: Tensor, target: Tensor, index: list[int], inplace: bool) -> None:
-    """``target[i] = source[index[i]]`` row by row, touching each row once.
+def _copy_rows(
+    source: Tensor,
+    target: Tensor,
+    index: list[int],
+    inplace: bool,
+    boxes: list[list[int]] | None = None,
+) -> None:
+    """``target[i] = source[index[i]]`` row by row (inside ``boxes[i]`` when given).
 
     In place (``target`` is ``source``), each cycle of the permutation is followed so that a
-    row is read before it is overwritten; only the first row of each cycle is copied aside.
+    row is read before it is overwritten; only what the cycle's last row needs from its first
+    row is copied aside.
     """
+
+    def part(tensor: Tensor, row: int, owner: int) -> Tensor:
+        if boxes is None:
+            return tensor[row]
+        x1, y1, x2, y2 = boxes[owner]
+        return tensor[row, ..., y1:y2, x1:x2]
+
     if not inplace:
         for i, j in enumerate(index):
-            target[i].copy_(source[j])
+            part(target, i, i).copy_(part(source, j, i))
         return
     done = [False] * len(index)
     for start in range(len(index)):
         if done[start] or index[start] == start:
             continue
-        saved = source[start].clone()
-        i = start
-        while index[i] != start:
-            source[i].copy_(source[index[i]])
+        cycle = [start]
+        while index[cycle[-1]] != start:
+            cycle.append(index[cycle[-1]])
+        last = cycle[-1]
+        saved = part(source, start, last).clone()
+        for i in cycle[:-1]:
+            part(source, i, i).copy_(part(source, index[i], i))
             done[i] = True
-            i = index[i]
-        source[i].copy_(saved)
-        done[i] = True
-
-
-def _cutmix_loop(images: Tensor, index: Tensor, boxes: Tensor, out: Tensor | None) -> Tensor:
-    rows = boxes.tolist()
-    partners = index.tolist()
-    if out is images:
-        # Read every patch before writing any: a partner may be overwritten earlier in the loop.
-        patches = [
-            images[j, ..., y1:y2, x1:x2].clone()
-            for j, (x1, y1, x2, y2) in zip(partners, rows, strict=True)
-        ]
-        for i, ((x1, y1, x2, y2), patch) in enumerate(zip(rows, patches, strict=True)):
-            images[i, ..., y1:y2, x1:x2] = patch
-        return images
-    out = _prepare_out(images, out)
-    out.copy_(images)
-    for i, (j, (x1, y1, x2, y2)) in enumerate(zip(partners, rows, strict=True)):
-        out[i, ..., y1:y2, x1:x2] = images[j, ..., y1:y2, x1:x2]
-    return out
+        part(source, last, last).copy_(saved)
+        done[last] = True
 
 
 def cutout(
