@@ -43,12 +43,12 @@ def test_top_level_help_lists_commands(cli: Callable[..., object]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--method", "fmix"], "invalid choice: 'fmix'"),
+        (["train", "--method", "blend"], "invalid choice: 'blend'"),
         (["train", "--model", "vgg16"], "invalid choice: 'vgg16'"),
-        (["compare", "--methods", "none,fmix"], "unknown method 'fmix'"),
+        (["compare", "--methods", "none,blend"], "unknown method 'blend'"),
         (
-            ["train", "--method", "mix", "--mix-weights", "mixup=0.5,fmix=1"],
-            "unknown method in --mix-weights 'fmix'",
+            ["train", "--method", "mix", "--mix-weights", "mixup=0.5,blend=1"],
+            "unknown method in --mix-weights 'blend'",
         ),
         (["train", "--method", "mix", "--mix-weights", "mixup"], "expected METHOD=WEIGHT"),
         (["train", "--mix-prob", "1.5"], "--mix-prob: expected a probability"),

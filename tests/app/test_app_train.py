@@ -19,7 +19,7 @@ from app_helpers import TINY
 import batchmix
 from batchmix.app import train as app_train
 from batchmix.app.checkpoint import load_checkpoint
-from batchmix.app.config import TrainConfig
+from batchmix.app.config import METHODS, TrainConfig
 from batchmix.app.train import build_mixer, train
 
 
@@ -94,7 +94,7 @@ class TestRun:
         assert checkpoint["config"]["method"] == "cutmix"
         assert "test top-1 error" in result.out
 
-    @pytest.mark.parametrize("method", ["none", "mixup", "cutmix", "cutout", "mix"])
+    @pytest.mark.parametrize("method", METHODS)
     def test_every_method_trains(self, method: str, tmp_path: Path) -> None:
         summary = train(
             tiny(tmp_path, method=method, epochs=1, label_smoothing=0.1, mix_mode="sample")

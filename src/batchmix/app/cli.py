@@ -193,7 +193,7 @@ def _add_training(parser: argparse.ArgumentParser, *, with_method: bool) -> None
         "--mix-weights",
         type=str,
         default="mixup=0.5,cutmix=0.5",
-        help="--method mix: METHOD=WEIGHT pairs from mixup, cutmix, cutout (default: %(default)s)",
+        help="--method mix: METHOD=WEIGHT pairs of mixers (default: %(default)s)",
     )
     mixing.add_argument(
         "--mix-off-epoch",

@@ -20,8 +20,8 @@ __all__ = [
 ]
 
 DATASETS = ("fashion-mnist", "fashion-mnist-loc", "digits", "imagefolder", "cifar10", "cifar100")
-METHODS = ("none", "mixup", "cutmix", "cutout", "mix")
-MIXABLE = ("mixup", "cutmix", "cutout")
+MIXABLE = ("mixup", "cutmix", "cutout", "resizemix", "fmix", "saliencymix", "gridmix", "mosaic")
+METHODS = ("none", *MIXABLE, "mix")
 MODELS = ("small-resnet", "resnet18", "resnet50")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")

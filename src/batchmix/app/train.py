@@ -78,10 +78,24 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 mode=config.mix_mode,  # type: ignore[arg-type]
                 label_smoothing=config.label_smoothing,
             )
-        if method == "cutmix":
-            return batchmix.CutMix(
+        if method in ("cutmix", "fmix", "saliencymix", "gridmix"):
+            factory = {
+                "cutmix": batchmix.CutMix,
+                "fmix": batchmix.FMix,
+                "saliencymix": batchmix.SaliencyMix,
+                "gridmix": batchmix.GridMix,
+            }[method]
+            return factory(
                 num_classes=num_classes,
                 alpha=config.alpha,
+                p=config.mix_prob,
+                mode=config.mix_mode,  # type: ignore[arg-type]
+                label_smoothing=config.label_smoothing,
+            )
+        if method in ("resizemix", "mosaic"):  # no λ from Beta: their geometry sets the weights
+            other = batchmix.ResizeMix if method == "resizemix" else batchmix.Mosaic
+            return other(
+                num_classes=num_classes,
                 p=config.mix_prob,
                 mode=config.mix_mode,  # type: ignore[arg-type]
                 label_smoothing=config.label_smoothing,
