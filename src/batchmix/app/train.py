@@ -22,7 +22,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +79,7 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 label_smoothing=config.label_smoothing,
             )
         if method in ("cutmix", "fmix", "saliencymix", "gridmix"):
-            factory = {
+            factory: Callable[..., nn.Module] = {
                 "cutmix": batchmix.CutMix,
                 "fmix": batchmix.FMix,
                 "saliencymix": batchmix.SaliencyMix,
@@ -89,7 +89,7 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 num_classes=num_classes,
                 alpha=config.alpha,
                 p=config.mix_prob,
-                mode=config.mix_mode,  # type: ignore[arg-type]
+                mode=config.mix_mode,
                 label_smoothing=config.label_smoothing,
             )
         if method in ("resizemix", "mosaic"):  # no λ from Beta: their geometry sets the weights
