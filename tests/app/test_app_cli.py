@@ -80,3 +80,10 @@ def test_python_dash_m_batchmix() -> None:
     )
     assert result.returncode == 0
     assert "compare" in result.stdout
+
+
+def test_every_method_has_a_report_title() -> None:
+    from batchmix.app.config import METHODS
+    from batchmix.app.report import METHOD_TITLES
+
+    assert set(METHODS) == set(METHOD_TITLES)

@@ -45,6 +45,11 @@ METHOD_TITLES = {
     "mixup": "MixUp",
     "cutout": "CutOut",
     "cutmix": "CutMix",
+    "resizemix": "ResizeMix",
+    "fmix": "FMix",
+    "saliencymix": "SaliencyMix",
+    "gridmix": "GridMix",
+    "mosaic": "Mosaic",
     "mix": "Mix",
 }
 
@@ -275,13 +280,9 @@ def compare(
     )
     maps, boxes, captions = {}, {}, {}
     for run in runs:
-        if run["seed"] != base.seed:
-            continue
         checkpoint = Path(run["out"]) / CHECKPOINT_NAME
         model = rebuild_model(load_checkpoint(checkpoint), checkpoint)
-        title = METHOD_TITLES[run["method"]]
-        maps[title], boxes[title], captions[title] = _cam_rows(model, data, examples, threshold)
-        if data.test_boxes is not None:
+        if data.test_boxes is not None:  # localisation of every seed, CAM figure of the first
             run["localisation"] = localisation(
                 model,
                 data.test,
@@ -290,6 +291,10 @@ def compare(
                 threshold=threshold,
                 limit=loc_limit,
             )
+        if run["seed"] != base.seed:
+            continue
+        title = METHOD_TITLES[run["method"]]
+        maps[title], boxes[title], captions[title] = _cam_rows(model, data, examples, threshold)
     save_cam_figure(
         report / "cam.png",
         _display_images(data, examples),
@@ -311,7 +316,11 @@ def compare(
             entry[f"{key}_mean"], entry[f"{key}_std"] = mean, None if math.isnan(std) else std
         located = [r["localisation"]["gt_known_loc"] for r in chosen if "localisation" in r]
         if located:
-            entry["gt_known_loc"] = located[0]
+            mean, std = _mean_std(located)
+            entry["gt_known_loc"], entry["gt_known_loc_std"] = (
+                mean,
+                None if math.isnan(std) else std,
+            )
         entry["wall_s_mean"] = sum(r["wall_s"] for r in chosen) / len(chosen)
         summary[method] = entry
     results = {
@@ -357,7 +366,7 @@ def _report_markdown(results: dict[str, Any], data: Data) -> str:
         f"{results['train_images']} training and {results['test_images']} test images.",
         "",
         "| Method | Top-1 error | Top-5 error |"
-        + (" GT-known loc. (seed 0) |" if has_loc else "")
+        + (" GT-known loc. (%) |" if has_loc else "")
         + " Time per run |",
         "|---|---|---|" + ("---|" if has_loc else "") + "---|",
     ]
@@ -368,7 +377,7 @@ def _report_markdown(results: dict[str, Any], data: Data) -> str:
         if method == best:
             name, top1 = f"**{name}**", f"**{top1}**"
         loc = (
-            f" {entry['gt_known_loc']:.1f} |"
+            f" {_format(entry['gt_known_loc'], _std(entry.get('gt_known_loc_std')))} |"
             if "gt_known_loc" in entry
             else (" – |" if has_loc else "")
         )
