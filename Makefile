@@ -19,7 +19,7 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-LINT_PATHS := $(wildcard src tests benchmarks examples)
+LINT_PATHS := $(wildcard src tests benchmarks examples experiments)
 
 lint: $(STAMP)
 	$(PY) -m ruff check $(LINT_PATHS)
