@@ -168,3 +168,51 @@ class TestCommandLine:
     def test_config_round_trips_through_json(self) -> None:
         config = bench.QUICK
         assert bench.config_from_json(json.dumps(bench.asdict(config))) == config
+
+
+def test_markdown_table_from_json() -> None:
+    spec = importlib.util.spec_from_file_location("bench_table", BENCH.parent / "table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_table"] = module
+    spec.loader.exec_module(module)
+    data = {
+        "machine": {
+            "cpu": "cpu",
+            "cores": 2,
+            "torch": "2",
+            "torch_threads": 1,
+            "date": "2026-11-29T00:00",
+        },
+        "rows": [
+            {
+                "library": "batchmix",
+                "status": "ok",
+                "op": "cutmix",
+                "dtype": "float32",
+                "batch": 4,
+                "size": 8,
+                "path": "inplace",
+                "mode": "batch",
+                "ms": 1.0,
+                "ratio_to_floor": 1.2,
+                "torchvision_over_batchmix": 3.0,
+                "timm_over_batchmix": None,
+                "peak_extra_over_batch": None,
+            },
+            {"library": "torchvision", "status": "ok"},
+        ],
+        "loader": [
+            {
+                "mix": "none",
+                "images_per_s": 10.0,
+                "images_per_s_all": [9.0, 10.0],
+                "loss_percent": None,
+            }
+        ],
+        "targets": [{"target": "t", "shape": "4x3x8x8", "met": True, "worst": 1.2, "where": "x"}],
+    }
+    text = module.markdown(data)
+    assert "| cutmix | float32 | 4×3×8² | inplace | batch | 1.00 | 1.20 | 3.00 | – | – |" in text
+    assert "| t | 4x3x8x8 | yes | 1.2 | x |" in text
+    assert text.count("| cutmix") == 1  # only batchmix rows

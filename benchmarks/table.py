@@ -1,0 +1,61 @@
+"""Turns the benchmark's JSON into the markdown of docs/SPEED.md.
+
+python benchmarks/table.py out/bench.json > docs/SPEED.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    machine = data["machine"]
+    lines = [
+        "# Speed",
+        "",
+        f"Measured with `make bench` on {machine['cpu']} ({machine['cores']} cores, shared), "
+        f"torch {machine['torch']} with {machine['torch_threads']} intra-op thread(s), "
+        f'{machine["date"][:10]}. Medians of interleaved rounds; "× floor" compares with a '
+        "preallocated copy of the bytes the operation must touch (see benchmarks/README.md); "
+        "the torchvision and timm columns are their time divided by batchmix's. Only ratios "
+        "measured in the same run mean anything on a shared machine.",
+        "",
+        "| op | dtype | batch | path | mode | batchmix ms | × floor | torchvision ÷ batchmix "
+        "| timm ÷ batchmix | peak extra memory (batches) |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in data["rows"]:
+        if row["library"] != "batchmix" or row["status"] != "ok":
+            continue
+        lines.append(
+            f"| {row['op']} | {row['dtype']} | {row['batch']}×3×{row['size']}² | {row['path']} "
+            f"| {row['mode']} | {row['ms']:.2f} | {_f(row.get('ratio_to_floor'))} "
+            f"| {_f(row.get('torchvision_over_batchmix'))} | {_f(row.get('timm_over_batchmix'))} "
+            f"| {_f(row.get('peak_extra_over_batch'))} |"
+        )
+    lines += ["", "DataLoader, 2 workers, uint8 JPEGs, `MixCollate` against `default_collate`:", ""]
+    lines += ["| mix | images/s (median) | all rounds | loss % |", "|---|---:|---|---:|"]
+    for row in data["loader"]:
+        rounds = ", ".join(f"{v:.0f}" for v in row["images_per_s_all"])
+        lines.append(
+            f"| {row['mix']} | {row['images_per_s']:.0f} | {rounds} | {_f(row['loss_percent'], 1)} |"
+        )
+    lines += ["", "Targets of the speed issue, worst row per image shape:", ""]
+    lines += ["| target | shape | met | worst ratio | where |", "|---|---|---|---:|---|"]
+    for target in data["targets"]:
+        lines.append(
+            f"| {target['target']} | {target.get('shape', '')} | {'yes' if target['met'] else 'no'} "
+            f"| {target.get('worst', '')} | {target.get('where', '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")
