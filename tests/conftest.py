@@ -25,5 +25,6 @@ def device(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def _few_threads() -> None:
-    # The CI machine has two cores; keep tests from oversubscribing them.
-    torch.set_num_threads(2)
+    # The CI machine has two shared cores: one thread per test process avoids threads that
+    # spin waiting for a busy core (DataLoader workers and subprocesses add their own).
+    torch.set_num_threads(1)
