@@ -34,6 +34,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from batchmix.app.report import METHOD_TITLES as TITLES
+
 # The paper's numbers (top-1 error %, and CUB-200 localisation) to print beside ours.
 PAPER_CLASSIFICATION = {
     "CIFAR-100, PyramidNet-200, 300 epochs": {
@@ -52,14 +54,6 @@ PAPER_CLASSIFICATION = {
 PAPER_LOCALISATION = (
     "CUB-200, ResNet-50, weakly-supervised localisation accuracy: baseline 49.41, CutMix 54.81"
 )
-TITLES = {
-    "none": "Baseline",
-    "mixup": "MixUp",
-    "cutout": "CutOut",
-    "cutmix": "CutMix",
-    "resizemix": "ResizeMix",
-    "fmix": "FMix",
-}
 
 
 @dataclass(frozen=True)
