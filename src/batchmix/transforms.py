@@ -244,7 +244,8 @@ class _BatchTransform(nn.Module):
                     f"{tuple(labels.shape)}; pass num_classes=K or (B, K) labels."
                 )
             if labels.numel() > 0:
-                low, high = int(labels.min()), int(labels.max())
+                bounds = torch.aminmax(labels)
+                low, high = int(bounds.min), int(bounds.max)
                 if low < 0 or high >= self.num_classes:
                     raise ValueError(
                         f"{name}: expected class indices in [0, {self.num_classes}), "
