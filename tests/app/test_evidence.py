@@ -32,6 +32,11 @@ def test_miniature_tables(fashion_dir: Path, tmp_path: Path) -> None:
     # Classification table: one row per method, mean ± std over the two seeds.
     for method in ("Baseline", "CutMix"):
         assert re.search(rf"\| \**{method}\** \| \**\d+\.\d\d ± \d+\.\d\d", page), method
+    # The short schedule beside the long one, per method.
+    short = page.split("### The same with a 1-epoch schedule")[1].split("###")[0]
+    assert "| Method | Top-1 error, 1 epochs | Top-1 error, 2 epochs |" in short
+    assert re.search(r"\| \**CutMix\** \| \d+\.\d\d ± \d+\.\d\d \| \d+\.\d\d ± \d+\.\d\d \|", short)
+    assert "After 2 epochs the baseline's training loss is" in page
     # Error against size: one row per size, and the figure.
     assert re.search(r"\| 32 \| \d+\.\d\d ± \d+\.\d\d \| \d+\.\d\d ± \d+\.\d\d \|", page)
     # Localisation table with accuracy mean ± std.
@@ -41,6 +46,6 @@ def test_miniature_tables(fashion_dir: Path, tmp_path: Path) -> None:
         assert (docs / "results" / name).read_bytes()[:4] == b"\x89PNG"
     assert "](results/error_vs_size.png)" in (docs / "RESULTS.md").read_text()
     # A second run reuses every finished table instead of training again.
-    before = (out / "classification" / "results.json").stat().st_mtime_ns
+    before = (out / "classification-2ep" / "results.json").stat().st_mtime_ns
     assert evidence.main(args) == 0
-    assert (out / "classification" / "results.json").stat().st_mtime_ns == before
+    assert (out / "classification-2ep" / "results.json").stat().st_mtime_ns == before
