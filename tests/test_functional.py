@@ -62,6 +62,25 @@ class TestMixUp:
         assert (result.double() - expected).abs().max() <= 0.5 + 1e-4
         assert inplace == (result.data_ptr() == work.data_ptr())
 
+    @pytest.mark.parametrize("chunk", [None, 3 * 40 * 40 * 2])
+    def test_uint8_equals_rounded_float32_mixup(
+        self, chunk: int | None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The same float32 arithmetic as floating images, then rounding: uint8 MixUp is the
+        # float32 MixUp of the same pixel values, rounded to the nearest level.
+        if chunk is not None:
+            monkeypatch.setattr(F, "_CHUNK_ELEMENTS", chunk)
+        images = torch.randint(0, 256, (9, 3, 40, 40), dtype=torch.uint8)
+        index, lam = _random_index(9, 4), torch.rand(9, dtype=torch.float64)
+        expected = F.mixup(images.float(), index, lam).round().to(torch.uint8)
+        assert torch.equal(F.mixup(images, index, lam), expected)
+        work = images.clone()
+        assert torch.equal(F.mixup(work, index, lam, out=work), expected)
+
+    def test_other_integer_images_are_refused(self) -> None:
+        with pytest.raises(TypeError, match="mixup: expected floating or uint8 images"):
+            F.mixup(torch.zeros(2, 1, 3, 3, dtype=torch.int32), torch.tensor([1, 0]), 0.5)
+
     def test_large_batch_uses_chunks(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(F, "_CHUNK_ELEMENTS", 64)
         images = torch.rand(9, 2, 4, 4)

@@ -168,10 +168,12 @@ def mixup(
         >>> torch.allclose(y[1], 0.7 * x[1] + 0.3 * x[0])
         True
     """
+    floating = images.is_floating_point()
+    if not floating and images.dtype != torch.uint8:
+        raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
     index = index.to(images.device)
     inplace = out is images
     target = images if inplace else _prepare_out(images, out)
-    floating = images.is_floating_point()
     w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
     if floating and (_compiling() or images.device.type != "cpu"):
         # One vectorised pass; on accelerators temporaries come from the caching allocator.
@@ -183,8 +185,12 @@ def mixup(
     partners = _Partners(images, index, inplace)
     longest = max((stop - start for start, stop in partners.chunks), default=0)
     if not floating:
-        # Integer images are combined in float32 scratch rows, reused for every chunk.
+        # Integer images are combined in float32 scratch rows, reused for every chunk. Casts
+        # go through plain copies: an op that mixes uint8 and float32 operands, or a direct
+        # float32 -> uint8 copy, takes a slower path in PyTorch's CPU kernels than a
+        # uint8 -> float32 copy followed by float32 arithmetic, and float32 -> int16 -> uint8.
         scratch = torch.empty((2, longest, *images.shape[1:]), device=images.device)
+        levels = torch.empty((longest, *images.shape[1:]), dtype=torch.int16, device=images.device)
     for start, stop in partners.chunks:
         rows_w, rows_w1 = _rows(w, start, stop), _rows(w1, start, stop)
         if floating:
@@ -195,10 +201,11 @@ def mixup(
                 torch.mul(images[start:stop], rows_w, out=target[start:stop]).add_(partner)
         else:
             count = stop - start
-            mixed = torch.mul(images[start:stop], rows_w, out=scratch[0, :count])
-            weighted = torch.mul(partners.rows(start, stop), rows_w1, out=scratch[1, :count])
+            mixed = scratch[0, :count].copy_(images[start:stop]).mul_(rows_w)
+            weighted = scratch[1, :count].copy_(partners.rows(start, stop)).mul_(rows_w1)
             # A convex mix of values in [0, 255] stays in range: rounding is all that is left.
-            target[start:stop].copy_(mixed.add_(weighted).round_())
+            rounded = levels[:count].copy_(mixed.add_(weighted).round_())
+            target[start:stop].copy_(rounded)
     return target
 
 
