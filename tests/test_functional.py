@@ -200,6 +200,29 @@ class TestLabels:
         plain = F.one_hot(labels, 7)
         torch.testing.assert_close(F.smooth_labels(plain, 0.2), F.one_hot(labels, 7, smoothing=0.2))
 
+    @given(
+        batch=st.integers(1, 12),
+        classes=st.integers(1, 6),
+        seed=st.integers(0, 2**16),
+        per_sample=st.booleans(),
+        dtype=st.sampled_from([torch.float32, torch.float64, torch.float16]),
+    )
+    def test_mix_index_labels_equals_one_hot_then_mix(
+        self, batch: int, classes: int, seed: int, per_sample: bool, dtype: torch.dtype
+    ) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        labels = torch.randint(0, classes, (batch,), generator=generator)  # classes repeat
+        index = torch.randint(0, batch, (batch,), generator=generator)
+        lam: float | torch.Tensor = (
+            torch.rand(batch, generator=generator, dtype=torch.float64)
+            if per_sample
+            else float(torch.rand(1, generator=generator))
+        )
+        expected = F.mix_labels(F.one_hot(labels, classes, dtype=dtype), index, lam)
+        rows = F.mix_index_labels(labels, classes, index, lam, dtype=dtype)
+        assert rows.dtype == dtype
+        assert torch.equal(rows, expected)
+
     def test_box_mask(self) -> None:
         mask = F.box_mask(torch.tensor([[1, 0, 3, 2]]), 3, 4)
         expected = torch.tensor([[[0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]], dtype=torch.bool)

@@ -166,7 +166,9 @@ class _BatchTransform(nn.Module):
         )
         labels = parsed.labels
         batch_size = None if labels is None else int(labels.shape[0])
-        rows = None if labels is None else self._label_rows(labels)
+        # Index labels mixed by a pair mixer go straight to mixed rows (no one-hot rows first).
+        direct = labels is not None and labels.ndim == 1 and self._mixes_index_labels_directly()
+        rows = None if labels is None else self._label_rows(labels, one_hot=not direct)
         height, width = check_images(name, parsed.images, batch_size)
         batch = int(parsed.images[0].shape[0])
         check_masks(name, parsed.masks, batch, (height, width))
@@ -183,12 +185,16 @@ class _BatchTransform(nn.Module):
             generator = sampling.resolve_generator(self.generator)
             params = self.make_params(batch, height, width, generator, images=parsed.images[0])
         if params is None:
+            if direct and rows is not None and self.num_classes is not None:
+                rows = F.one_hot(rows, self.num_classes)
             out = parsed.rebuild(parsed.images, parsed.masks, rows)
             return boxes.replace_targets(out, targets) if targets else out
         use_inplace = self.inplace if inplace is None else inplace
         images = [self._mix_images(image, params, use_inplace) for image in parsed.images]
         masks = [self._mix_masks(mask, params, use_inplace) for mask in parsed.masks]
-        if rows is not None:
+        if direct and rows is not None and self.num_classes is not None:
+            rows = F.mix_index_labels(rows, self.num_classes, params.index, params.lam)
+        elif rows is not None:
             rows = self._mix_rows(rows, params)
         out = parsed.rebuild(images, masks, rows)
         if targets:
@@ -229,8 +235,20 @@ class _BatchTransform(nn.Module):
     def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
         return F.mix_labels(rows, params.index, params.lam)
 
-    def _label_rows(self, labels: Tensor) -> Tensor:
-        """Validates labels and returns them as ``(B, K)`` floating rows, smoothed if asked."""
+    def _mixes_index_labels_directly(self) -> bool:
+        """Whether index labels may skip the one-hot rows: :meth:`_mix_rows` is the pair mix
+        and there is no smoothing (smoothed rows keep timm's arithmetic, bit for bit)."""
+        return (
+            type(self)._mix_rows is _BatchTransform._mix_rows
+            and self.label_smoothing == 0.0
+            and self.num_classes is not None
+        )
+
+    def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
+        """Validates labels and returns them as ``(B, K)`` floating rows, smoothed if asked.
+
+        With ``one_hot=False``, valid index labels come back as they are.
+        """
         name = type(self).__name__
         if labels.ndim == 1:
             if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -251,6 +269,8 @@ class _BatchTransform(nn.Module):
                         f"{name}: expected class indices in [0, {self.num_classes}), "
                         f"got values from {low} to {high}."
                     )
+            if not one_hot:
+                return labels
             return F.one_hot(labels, self.num_classes, smoothing=self.label_smoothing)
         if labels.ndim == 2:
             if self.num_classes is not None and labels.shape[1] != self.num_classes:
@@ -564,10 +584,10 @@ class CutOut(_BatchTransform):
         self.size = size
         self.value = float(value)
 
-    def _label_rows(self, labels: Tensor) -> Tensor:
+    def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
         if labels.ndim == 1 and self.num_classes is None and self.label_smoothing == 0.0:
             return labels
-        return super()._label_rows(labels)
+        return super()._label_rows(labels, one_hot=one_hot)
 
     def make_params(
         self,
