@@ -189,6 +189,7 @@ def size_figure(path: Path, curves: dict[str, list[tuple[int, float, float]]]) -
     axis.set_xscale("log")
     axis.set_xticks(sorted({p[0] for pts in curves.values() for p in pts}))
     axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
     axis.set_xlabel("training images")
     axis.set_ylabel("test top-1 error (%)")
     axis.grid(alpha=0.3)
@@ -227,7 +228,6 @@ def main(argv: list[str] | None = None) -> int:
     scale = MINI if args.mini else FULL
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "evidence.log"
-    started = time.perf_counter()
 
     def table(name: str, **kwargs: Any) -> tuple[list[str], Path]:
         out = args.out / name
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         results = {name: future.result() for name, future in futures.items()}
 
-    page = write_page(args.out, scale, jobs, results, time.perf_counter() - started)
+    page = write_page(args.out, scale, jobs, results)
     if args.publish is not None:
         figures = args.publish / "results"
         figures.mkdir(parents=True, exist_ok=True)
@@ -384,7 +384,6 @@ def write_page(
     scale: Scale,
     jobs: dict[str, tuple[list[str], Path]],
     results: dict[str, dict[str, Any]],
-    wall: float,
 ) -> str:
     """RESULTS.md from the runs' results, with the paper's numbers beside ours."""
     classification = results["classification"]["summary"]
@@ -414,8 +413,7 @@ def write_page(
         f"crop and flip, α = 1, every batch mixed (p = 1), {scale.seeds} seeds per method "
         "(mean ± sample standard deviation over the seeds). The best mean of each table is in "
         "bold. Regenerate with `python experiments/evidence.py --out out/evidence --publish "
-        f"docs` (total wall time of this reproduction: {wall / 60:.0f} min with two runs at a "
-        "time; finished tables are reused).",
+        f"docs`: {wall_of(*jobs)} in all, run two at a time; finished tables are reused.",
         "",
         f"## 1. Classification with {scale.train} Fashion-MNIST training images",
         "",
@@ -518,9 +516,8 @@ def write_page(
         "ResNet sees at most a few thousand 28×28 grey images. Mixing makes the training task "
         "harder, so it can only pay once the baseline has had time to overfit; with a short "
         "schedule it may cost more in fitting than it gains in regularisation (compare the two "
-        f"schedules above). {scale.seeds} seeds give wide error bars: differences within about "
-        "twice the "
-        "seeds' spread are not evidence either way. The localisation task is synthetic (one "
+        f"schedules above). With {scale.seeds} seeds the error bars are wide: differences "
+        "within about twice the seeds' spread are not evidence either way. The localisation task is synthetic (one "
         "object on a blank canvas), so the CAM box is easy for every method and its accuracy "
         "swings with how well each seed's model happens to fit.",
         "",
