@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from batchmix import _fast
+
 __all__ = [
     "Box",
     "box_mask",
@@ -175,6 +177,8 @@ def mixup(
     index = index.to(images.device)
     inplace = out is images
     target = images if inplace else _prepare_out(images, out)
+    if _fast.mixup(images, target, index, lam):
+        return target
     w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
     if floating and (_compiling() or images.device.type != "cpu"):
         # One vectorised pass; on accelerators temporaries come from the caching allocator.
@@ -256,9 +260,11 @@ def cutmix(
     """
     index = index.to(images.device)
     inplace = out is images
+    target = images if inplace else _prepare_out(images, out)
+    if _fast.copy_boxes(images, target, index, boxes):
+        return target
     if isinstance(boxes, tuple):
         x1, y1, x2, y2 = boxes
-        target = images if inplace else _prepare_out(images, out)
         if not inplace:
             target.copy_(images)
         region, target_region = images[..., y1:y2, x1:x2], target[..., y1:y2, x1:x2]
@@ -273,13 +279,11 @@ def cutmix(
             target_region[start:stop] = partners.rows(start, stop)
         return target
     if _use_loop(images):
-        target = images if inplace else _prepare_out(images, out)
         if not inplace:
             target.copy_(images)
         _copy_rows(images, target, index.tolist(), inplace, boxes.tolist())
         return target
     partner = images.index_select(0, index)
-    target = images if inplace else _prepare_out(images, out)
     return torch.where(_broadcast_mask(boxes, images), partner, images, out=target)
 
 
@@ -306,6 +310,12 @@ def _copy_rows(
     if not inplace:
         for i, j in enumerate(index):
             part(target, i, i).copy_(part(source, j, i))
+        return
+    if sorted(index) != list(range(len(index))):
+        # Not a permutation (a row is the partner of several rows): read every part first.
+        parts = [part(source, j, i).clone() for i, j in enumerate(index)]
+        for i, saved in enumerate(parts):
+            part(source, i, i).copy_(saved)
         return
     done = [False] * len(index)
     for start in range(len(index)):
@@ -344,20 +354,18 @@ def cutout(
                 [1., 0., 0.]])
     """
     target = images if out is images else _prepare_out(images, out)
+    if target is not images:
+        target.copy_(images)
+    if _fast.fill_boxes(target, boxes, value):
+        return target
     if isinstance(boxes, tuple):
-        if target is not images:
-            target.copy_(images)
         x1, y1, x2, y2 = boxes
         target[..., y1:y2, x1:x2] = value
         return target
     if _use_loop(images):
-        if target is not images:
-            target.copy_(images)
         for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
             target[i, ..., y1:y2, x1:x2] = value
         return target
-    if target is not images:
-        target.copy_(images)
     return target.masked_fill_(_broadcast_mask(boxes, images), value)
 
 

@@ -1,0 +1,163 @@
+"""The compiled CPU loops of :mod:`batchmix._loops`, offered where they apply.
+
+Each function returns ``True`` when it did the work and ``False`` when the caller must take its
+PyTorch path: Numba missing or switched off (``BATCHMIX_NUMBA=0``), a tensor off the CPU, under
+``torch.compile``, requiring grad, a memory layout other than contiguous (or channels-last for
+MixUp), or indices and boxes that the PyTorch path treats by its own rules (out of range, or
+negative slice bounds). Both paths give the same values; tests compare them.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ENABLED = os.environ.get("BATCHMIX_NUMBA", "1") != "0"
+
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+# Image dtype -> dtype of MixUp's weights: uint8 pixels are mixed in float32.
+_MIXUP_WEIGHTS = {torch.uint8: np.float32, torch.float32: np.float32, torch.float64: np.float64}
+# In-place MixUp with an index that is not a permutation works through a scratch of about this
+# many elements (column blocks of every row), small enough to stay in cache.
+SCRATCH_ELEMENTS = 1 << 19
+_NOT_LOADED = ModuleType("not loaded")
+_module: ModuleType | None = _NOT_LOADED
+
+
+def _loops() -> ModuleType | None:
+    global _module
+    if _module is _NOT_LOADED:
+        try:
+            from batchmix import _loops as loops
+        except ImportError:
+            _module = None
+        else:
+            _module = loops
+    return _module
+
+
+def _usable(*tensors: Tensor) -> ModuleType | None:
+    if not ENABLED or torch.compiler.is_compiling():
+        return None
+    if any(t.device.type != "cpu" or t.requires_grad for t in tensors):
+        return None
+    return _loops()
+
+
+def _index_array(index: Tensor, batch: int) -> np.ndarray | None:
+    if index.shape != (batch,) or index.dtype != torch.long:
+        return None
+    array = index.cpu().contiguous().numpy()
+    if batch and (int(array.min()) < 0 or int(array.max()) >= batch):
+        return None
+    return array
+
+
+def _box_array(
+    boxes: tuple[int, int, int, int] | Tensor, batch: int, height: int, width: int
+) -> np.ndarray | None:
+    if isinstance(boxes, Tensor):
+        if boxes.shape != (batch, 4):
+            return None
+        array = boxes.to(device="cpu", dtype=torch.long).contiguous().numpy()
+    else:
+        array = np.tile(np.asarray(boxes, dtype=np.int64), (batch, 1))
+    x1, y1, x2, y2 = array[:, 0], array[:, 1], array[:, 2], array[:, 3]
+    valid = (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height)
+    return array if bool(valid.all()) else None
+
+
+def _pixel_blocks(images: Tensor) -> np.ndarray | None:
+    """A ``(B, C, H, W)`` view of a contiguous batch, in the integer type of its element size."""
+    if not images.is_contiguous() or images.is_complex() or images.ndim < 3:
+        return None
+    bits = _INT_OF_SIZE.get(images.element_size())
+    if bits is None:
+        return None
+    batch, (height, width) = images.shape[0], images.shape[-2:]
+    as_int = images if images.dtype == bits else images.view(bits)
+    return as_int.reshape(batch, -1, height, width).numpy()
+
+
+def _rows(images: Tensor) -> np.ndarray | None:
+    """A ``(B, S)`` view of a batch whose samples are dense blocks of S elements."""
+    dense = images.is_contiguous() or (
+        images.ndim in (4, 5)
+        and images.is_contiguous(
+            memory_format=torch.channels_last if images.ndim == 4 else torch.channels_last_3d
+        )
+    )
+    if not dense:
+        return None
+    batch = images.shape[0]
+    per = images[0].numel() if batch else 0
+    return images.as_strided((batch, per), (per, 1)).numpy()
+
+
+def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) -> bool:
+    """MixUp of uint8, float32 or float64 images in one pass; ``target`` is ``images`` (in
+    place) or a tensor like it."""
+    loops = _usable(images, target)
+    weight_type = _MIXUP_WEIGHTS.get(images.dtype)
+    if loops is None or weight_type is None or images.stride() != target.stride():
+        return False
+    batch = images.shape[0]
+    src, dst, partners = _rows(images), _rows(target), _index_array(index, batch)
+    if src is None or dst is None or partners is None or batch == 0:
+        return False
+    # λ and 1 − λ in float64, then cast: the weights of the PyTorch path.
+    if isinstance(lam, Tensor):
+        lam64 = lam.to(device="cpu", dtype=torch.float64).numpy()
+        own, other = lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
+    else:
+        own = np.full(batch, float(lam), dtype=weight_type)
+        other = np.full(batch, 1.0 - float(lam), dtype=weight_type)
+    block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
+    rounding = images.dtype == torch.uint8
+    loops.mixup(src, dst, partners, own, other, target is images, block, rounding)
+    return True
+
+
+def copy_boxes(
+    images: Tensor, target: Tensor, index: Tensor, boxes: tuple[int, int, int, int] | Tensor
+) -> bool:
+    """CutMix's box copy; ``target`` is ``images`` or receives a copy of it first."""
+    loops = _usable(images, target)
+    if loops is None or images.dtype != target.dtype or not target.is_contiguous():
+        return False
+    src, dst = _pixel_blocks(images), _pixel_blocks(target)
+    if src is None or dst is None:
+        return False
+    batch, (height, width) = images.shape[0], images.shape[-2:]
+    partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
+    if partners is None or box_array is None:
+        return False
+    inplace = target is images
+    if not inplace:
+        target.copy_(images)
+    loops.copy_boxes(src, dst, partners, box_array, inplace)
+    return True
+
+
+def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value: float) -> bool:
+    """CutOut's fill of every sample's box with ``value``."""
+    loops = _usable(target)
+    if loops is None:
+        return False
+    dst = _pixel_blocks(target)
+    if dst is None:
+        return False
+    batch, (height, width) = target.shape[0], target.shape[-2:]
+    box_array = _box_array(boxes, batch, height, width)
+    if box_array is None:
+        return False
+    try:
+        fill = torch.full((), value, dtype=target.dtype)
+    except RuntimeError:  # a value out of the dtype's range: the PyTorch path raises
+        return False
+    loops.fill_boxes(dst, box_array, fill.view(_INT_OF_SIZE[target.element_size()]).item())
+    return True

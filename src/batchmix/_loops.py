@@ -1,0 +1,161 @@
+"""Fused CPU loops compiled with Numba: each pixel is read and written once.
+
+Eager PyTorch runs uint8 MixUp as eight passes (casts, two products, a sum, rounding, casts
+back), float MixUp in place as three, and copies or fills boxes with one tensor op per sample.
+These loops do the same arithmetic in one pass. Only :mod:`batchmix.functional` calls them, through :mod:`batchmix._fast`, after
+checking shapes, dtypes, layouts, indices and boxes: nothing here checks bounds.
+
+Arrays are NumPy views of the tensors' memory. Box loops work on any dtype through the
+unsigned or signed integer type of the same size, since they only move bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Adding 1.5 * 2**23 to a float32 in [0, 2**22) leaves its value rounded to an integer (ties to
+# even, as torch.round) in the low bits of the mantissa: the low byte is the uint8 level.
+_ROUNDER = np.float32(12582912.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix_row(a, b, out, wa, wb, rounding):  # type: ignore[no-untyped-def]
+    """``out = wa·a + wb·b``: two products then a sum, in the weights' float type; with
+    ``rounding``, uint8 pixels mixed in float32 and rounded to the nearest level."""
+    if rounding:
+        for k in range(out.shape[0]):
+            mixed = np.float32(a[k]) * wa + np.float32(b[k]) * wb + _ROUNDER
+            out[k] = np.int32(mixed) & 255
+    else:
+        for k in range(out.shape[0]):
+            out[k] = a[k] * wa + b[k] * wb
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_row(a, out):  # type: ignore[no-untyped-def]
+    for k in range(out.shape[0]):
+        out[k] = a[k]
+
+
+@njit(cache=True, nogil=True)
+def _is_permutation(index):  # type: ignore[no-untyped-def]
+    seen = np.zeros(index.shape[0], np.bool_)
+    for i in range(index.shape[0]):
+        if seen[index[i]]:
+            return False
+        seen[index[i]] = True
+    return True
+
+
+@njit(cache=True, nogil=True)
+def mixup(src, dst, index, wa, wb, inplace, block, rounding):  # type: ignore[no-untyped-def]
+    """``dst[i] = wa[i] · src[i] + wb[i] · src[index[i]]`` over ``(B, S)`` rows (see _mix_row).
+
+    In place (``dst`` is ``src``), a permutation is followed cycle by cycle: each row is
+    written after the row that reads it, and one row per cycle is set aside. Any other index
+    is processed in column blocks, each block of every row copied to a small scratch first.
+    """
+    n, s = src.shape
+    if not inplace:
+        for i in range(n):
+            _mix_row(src[i], src[index[i]], dst[i], wa[i], wb[i], rounding)
+        return
+    if _is_permutation(index):
+        saved = np.empty(s, src.dtype)
+        done = np.zeros(n, np.bool_)
+        for first in range(n):
+            if done[first]:
+                continue
+            # The cycle first -> index[first] -> ...; its last row reads ``first``.
+            last = first
+            while index[last] != first:
+                last = index[last]
+            _copy_row(src[first], saved)
+            row = first
+            while row != last:
+                _mix_row(src[row], src[index[row]], src[row], wa[row], wb[row], rounding)
+                done[row] = True
+                row = index[row]
+            _mix_row(src[last], saved, src[last], wa[last], wb[last], rounding)
+            done[last] = True
+        return
+    scratch = np.empty((n, block), src.dtype)
+    for start in range(0, s, block):
+        stop = min(start + block, s)
+        width = stop - start
+        for i in range(n):
+            _copy_row(src[i, start:stop], scratch[i, :width])
+        for i in range(n):
+            _mix_row(
+                scratch[i, :width],
+                scratch[index[i], :width],
+                dst[i, start:stop],
+                wa[i],
+                wb[i],
+                rounding,
+            )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_box(src, j, dst, i, x1, y1, x2, y2):  # type: ignore[no-untyped-def]
+    for c in range(src.shape[1]):
+        for y in range(y1, y2):
+            _copy_row(src[j, c, y, x1:x2], dst[i, c, y, x1:x2])
+
+
+@njit(cache=True, nogil=True)
+def copy_boxes(src, dst, index, boxes, inplace):  # type: ignore[no-untyped-def]
+    """``dst[i, :, y1:y2, x1:x2] = src[index[i], :, y1:y2, x1:x2]`` with box ``i``.
+
+    Arrays are ``(B, C, H, W)``. In place, a permutation is followed cycle by cycle so that
+    each box is read before it is overwritten and only one box per cycle is set aside; any
+    other index first copies every partner box aside.
+    """
+    n = src.shape[0]
+    if not inplace:
+        for i in range(n):
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            _copy_box(src, index[i], dst, i, x1, y1, x2, y2)
+        return
+    channels, height, width = src.shape[1], src.shape[2], src.shape[3]
+    if not _is_permutation(index):
+        saved = np.empty((n, channels, height, width), src.dtype)
+        for i in range(n):
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            _copy_box(src, index[i], saved, i, x1, y1, x2, y2)
+        for i in range(n):
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            _copy_box(saved, i, src, i, x1, y1, x2, y2)
+        return
+    saved = np.empty((1, channels, height, width), src.dtype)
+    done = np.zeros(n, np.bool_)
+    for first in range(n):
+        if done[first] or index[first] == first:
+            continue
+        last = first
+        while index[last] != first:
+            last = index[last]
+        x1, y1, x2, y2 = boxes[last, 0], boxes[last, 1], boxes[last, 2], boxes[last, 3]
+        _copy_box(src, first, saved, 0, x1, y1, x2, y2)
+        row = first
+        while row != last:
+            x1, y1, x2, y2 = boxes[row, 0], boxes[row, 1], boxes[row, 2], boxes[row, 3]
+            _copy_box(src, index[row], src, row, x1, y1, x2, y2)
+            done[row] = True
+            row = index[row]
+        x1, y1, x2, y2 = boxes[last, 0], boxes[last, 1], boxes[last, 2], boxes[last, 3]
+        _copy_box(saved, 0, src, last, x1, y1, x2, y2)
+        done[last] = True
+
+
+@njit(cache=True, nogil=True)
+def fill_boxes(dst, boxes, value):  # type: ignore[no-untyped-def]
+    """``dst[i, :, y1:y2, x1:x2] = value`` with box ``i`` of ``(B, C, H, W)`` ``dst``."""
+    for i in range(dst.shape[0]):
+        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        for c in range(dst.shape[1]):
+            for y in range(y1, y2):
+                row = dst[i, c, y, x1:x2]
+                for k in range(row.shape[0]):
+                    row[k] = value

@@ -1,0 +1,202 @@
+"""The compiled CPU loops (batchmix._loops) give the PyTorch path's values, bit for bit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchmix import _fast, sampling
+from batchmix import functional as F
+
+
+def _both(call: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``call()`` with the compiled loops, then with the PyTorch path."""
+    assert _fast.ENABLED
+    compiled = call()
+    _fast.ENABLED = False
+    try:
+        eager = call()
+    finally:
+        _fast.ENABLED = True
+    return compiled, eager
+
+
+def _index(kind: str, batch: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if kind == "any":  # not a permutation: some rows are the partner of several rows
+        return torch.randint(0, batch, (batch,), generator=g)
+    return sampling.partner_index(batch, kind, g)  # type: ignore[arg-type]
+
+
+def _images(batch: int, size: int, dtype: torch.dtype, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.randint(0, 256, (batch, 3, size, size + 1), generator=g)
+    if dtype.is_floating_point:
+        return (levels / 255).to(dtype)
+    return levels.to(dtype)
+
+
+def test_numba_is_installed_and_used() -> None:
+    # numba is a dependency: without it every test here would compare the fallback with itself.
+    assert _fast._loops() is not None
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    assert _fast.mixup(images, torch.empty_like(images), torch.tensor([1, 2, 3, 0]), 0.3)
+    assert _fast.copy_boxes(images, images, torch.tensor([1, 2, 3, 0]), (1, 1, 4, 4))
+    assert _fast.fill_boxes(images, (1, 1, 4, 4), 0.0)
+
+
+TARGETS = ["new", "inplace", "out"]
+
+
+def _run(kernel: Callable[..., torch.Tensor], images: torch.Tensor, target: str, *args: object):  # type: ignore[no-untyped-def]
+    def call() -> torch.Tensor:
+        work = images.clone()
+        out = {"new": None, "inplace": work, "out": torch.empty_like(images)}[target]
+        return kernel(work, *args, out=out)
+
+    return call
+
+
+class TestMixUp:
+    @given(
+        batch=st.integers(1, 9),
+        size=st.integers(1, 20),
+        dtype=st.sampled_from([torch.uint8, torch.float32, torch.float64]),
+        kind=st.sampled_from(["roll", "flip", "random", "any"]),
+        per_sample=st.booleans(),
+        target=st.sampled_from(TARGETS),
+        seed=st.integers(0, 2**16),
+    )
+    def test_equals_pytorch_path(
+        self,
+        batch: int,
+        size: int,
+        dtype: torch.dtype,
+        kind: str,
+        per_sample: bool,
+        target: str,
+        seed: int,
+    ) -> None:
+        images = _images(batch, size, dtype, seed)
+        index = _index(kind, batch, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        lam = torch.rand(batch, generator=g, dtype=torch.float64) if per_sample else 0.618
+        compiled, eager = _both(_run(F.mixup, images, target, index, lam))
+        assert torch.equal(compiled, eager)
+
+    @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+    @pytest.mark.parametrize("kind", ["roll", "random", "any"])
+    def test_channels_last_in_place(self, dtype: torch.dtype, kind: str) -> None:
+        images = _images(6, 12, dtype, 3)[..., :12].contiguous(memory_format=torch.channels_last)
+        index = _index(kind, 6, 3)
+        compiled, eager = _both(_run(F.mixup, images, "inplace", index, 0.3))
+        assert torch.equal(compiled, eager)
+        assert compiled.is_contiguous(memory_format=torch.channels_last)
+
+    def test_large_in_place_batch_with_repeated_partners(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Column blocks of the scratch path: rows of 3·48·49 elements in blocks of 64 or 100.
+        monkeypatch.setattr(_fast, "SCRATCH_ELEMENTS", 7000)
+        images = _images(70, 48, torch.uint8, 5)
+        index = _index("any", 70, 5)
+        lam = torch.rand(70, dtype=torch.float64)
+        compiled, eager = _both(_run(F.mixup, images, "inplace", index, lam))
+        assert torch.equal(compiled, eager)
+
+    def test_layouts_the_loops_do_not_take_fall_back(self) -> None:
+        images = _images(4, 9, torch.uint8, 0)
+        strided = images[..., ::2]
+        assert not _fast.mixup(strided, torch.empty_like(strided), torch.tensor([1, 0, 3, 2]), 0.5)
+        half = images.half()
+        assert not _fast.mixup(half, torch.empty_like(half), torch.tensor([1, 0, 3, 2]), 0.5)
+        out_of_range = torch.tensor([1, 0, 3, 4])
+        assert not _fast.mixup(images, torch.empty_like(images), out_of_range, 0.5)
+        with pytest.raises(IndexError):
+            F.mixup(images, out_of_range, 0.5)
+
+
+class TestBoxes:
+    @given(
+        batch=st.integers(1, 9),
+        size=st.integers(1, 20),
+        dtype=st.sampled_from(
+            [torch.uint8, torch.bool, torch.float16, torch.bfloat16, torch.float32, torch.int64]
+        ),
+        kind=st.sampled_from(["roll", "flip", "random", "any"]),
+        per_sample=st.booleans(),
+        target=st.sampled_from(TARGETS),
+        seed=st.integers(0, 2**16),
+    )
+    def test_cutmix_and_cutout_equal_pytorch_path(
+        self,
+        batch: int,
+        size: int,
+        dtype: torch.dtype,
+        kind: str,
+        per_sample: bool,
+        target: str,
+        seed: int,
+    ) -> None:
+        images = _images(batch, size, dtype, seed)
+        index = _index(kind, batch, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        lam = sampling.beta(1.0, batch if per_sample else 1, g)
+        boxes = sampling.cutmix_boxes(lam, size, size + 1, g)
+        arg = boxes if per_sample else tuple(int(v) for v in boxes[0])
+        compiled, eager = _both(_run(F.cutmix, images, target, index, arg))
+        assert torch.equal(compiled, eager)
+        compiled, eager = _both(_run(F.cutout, images, target, arg, 1.0))
+        assert torch.equal(compiled, eager)
+
+    def test_large_images_in_place(self) -> None:
+        images = _images(5, 130, torch.float32, 2)
+        boxes = torch.tensor(
+            [[0, 0, 131, 130], [3, 5, 90, 60], [0, 0, 0, 0], [7, 7, 8, 8], [50, 0, 131, 1]]
+        )
+        for kind in ("random", "any"):
+            index = _index(kind, 5, 2)
+            compiled, eager = _both(_run(F.cutmix, images, "inplace", index, boxes))
+            assert torch.equal(compiled, eager)
+
+    @pytest.mark.parametrize("value", [0.0, 0.5, 1.0, -2.0])
+    def test_cutout_fill_value_is_cast_like_pytorch(self, value: float) -> None:
+        for dtype in (torch.uint8, torch.float16, torch.float32, torch.int32):
+            images = _images(3, 6, dtype, 1)
+            boxes = torch.tensor([[0, 0, 3, 3], [1, 2, 7, 6], [2, 2, 2, 5]])
+            if value < 0 and dtype == torch.uint8:
+                with pytest.raises(RuntimeError, match="cannot be converted to type uint8"):
+                    F.cutout(images, boxes, value)
+                continue
+            compiled, eager = _both(_run(F.cutout, images, "new", boxes, value))
+            assert torch.equal(compiled, eager)
+
+    def test_boxes_outside_the_image_keep_slicing_rules(self) -> None:
+        # Negative or too large bounds are Python slices on the PyTorch path; the loops leave
+        # them to it rather than write outside the image.
+        images = _images(3, 8, torch.float32, 4)
+        index = torch.tensor([2, 0, 1])
+        for box in [(-3, 0, 9, 4), (2, 2, 20, 20), (5, 5, 2, 2)]:
+            assert not _fast.copy_boxes(images, images.clone(), index, box)
+            compiled, eager = _both(_run(F.cutmix, images, "inplace", index, box))
+            assert torch.equal(compiled, eager)
+            compiled, eager = _both(_run(F.cutout, images, "new", box, 0.0))
+            assert torch.equal(compiled, eager)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("fast", [True, False], ids=["compiled", "pytorch"])
+def test_in_place_cutmix_with_repeated_partners(
+    fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Index (1, 1): not a permutation; the in-place copy must read both boxes before writing.
+    monkeypatch.setattr(_fast, "ENABLED", fast)
+    images = torch.rand(2, 3, 224, 224)
+    expected = images.clone()
+    expected[0, :, :200, :200] = images[1, :, :200, :200]
+    work = images.clone()
+    assert torch.equal(F.cutmix(work, torch.tensor([1, 1]), (0, 0, 200, 200), out=work), expected)
