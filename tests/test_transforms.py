@@ -90,6 +90,56 @@ class TestCutMix:
         expected[torch.arange(batch), labels[params.index]] += 1 - lam
         torch.testing.assert_close(rows.double(), expected, rtol=0, atol=1e-6)
 
+    @given(
+        batch=st.integers(1, 9),
+        height=st.integers(1, 40),
+        width=st.integers(1, 40),
+        seed=st.integers(0, 10**6),
+        partner=st.sampled_from(["roll", "flip", "random"]),
+        alpha=st.sampled_from([0.2, 1.0, 3.0]),
+        p=st.sampled_from([0.5, 1.0]),
+        correct_lam=st.booleans(),
+    )
+    def test_batch_mode_draws_what_the_tensor_path_draws(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        seed: int,
+        partner: str,
+        alpha: float,
+        p: float,
+        correct_lam: bool,
+    ) -> None:
+        # Batch mode works in Python numbers; it must equal the per-sample tensor code run on
+        # one λ with the same generator, draw for draw and bit for bit.
+        transform = batchmix.CutMix(
+            num_classes=K,
+            alpha=alpha,
+            p=p,
+            partner=partner,
+            correct_lam=correct_lam,  # type: ignore[arg-type]
+        )
+        g = torch.Generator().manual_seed(seed)
+        params = transform.make_params(batch, height, width, g)
+        g = torch.Generator().manual_seed(seed)
+        if not bool(sampling.bernoulli(p, 1, g)[0]):
+            assert params is None
+            return
+        lam = sampling.beta(alpha, 1, g)
+        index = sampling.partner_index(batch, partner, g)  # type: ignore[arg-type]
+        boxes = sampling.cutmix_boxes(lam, height, width, g)
+        if correct_lam:
+            lam = 1.0 - sampling.box_area_fraction(boxes, height, width)
+        assert params is not None
+        assert params.boxes == tuple(boxes[0].tolist())
+        assert params.lam == float(lam[0])
+        assert torch.equal(params.index, index)
+        # Both paths leave the generator in the same state.
+        after = torch.Generator().manual_seed(seed)
+        transform.make_params(batch, height, width, after)
+        assert torch.equal(after.get_state(), g.get_state())
+
     def test_correct_lam_false_keeps_drawn_lambda(self) -> None:
         images, labels = _batch(8, 8)
         seed = 3

@@ -11,6 +11,7 @@ generator, and without the fork all workers would draw identical λ and boxes.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "bernoulli",
     "beta",
     "box_area_fraction",
+    "cutmix_box",
     "cutmix_boxes",
     "cutout_boxes",
     "partner_index",
@@ -144,6 +146,27 @@ def cutmix_boxes(
     y1 = _uniform_int_upto(height - cut_h, generator)
     x1 = _uniform_int_upto(width - cut_w, generator)
     return torch.stack([x1, y1, x1 + cut_w, y1 + cut_h], dim=1)
+
+
+def cutmix_box(
+    lam: float, height: int, width: int, generator: torch.Generator | None
+) -> tuple[int, int, int, int]:
+    """One box of :func:`cutmix_boxes` (no ``box_range``) for a Python float λ, as ints.
+
+    It draws the same numbers from ``generator`` and does the same float64 arithmetic, so it
+    equals ``cutmix_boxes(torch.tensor([lam]), ...)[0]``; it skips the small-tensor ops, which
+    cost more than the rest of a call on small images.
+    """
+    cx = int(torch.randint(width, (1,), generator=generator))
+    cy = int(torch.randint(height, (1,), generator=generator))
+    ratio = 0.5 * math.sqrt(1.0 - lam)
+    half_w, half_h = math.floor(ratio * width), math.floor(ratio * height)
+    return (
+        max(cx - half_w, 0),
+        max(cy - half_h, 0),
+        min(cx + half_w, width),
+        min(cy + half_h, height),
+    )
 
 
 def _uniform_int(low: int, high: int, n: int, generator: torch.Generator | None) -> Tensor:

@@ -510,6 +510,8 @@ class CutMix(_PairMixer):
         generator: torch.Generator | None,
         images: Tensor | None = None,
     ) -> MixParams | None:
+        if self.mode == "batch" and self.box_range is None:
+            return self._make_batch_params(batch_size, height, width, generator)
         drawn = self._draw_lam(batch_size, generator)
         if drawn is None:
             return None
@@ -523,6 +525,20 @@ class CutMix(_PairMixer):
             x1, y1, x2, y2 = (int(v) for v in boxes[0])
             return MixParams(index=index, lam=float(lam[0]), boxes=(x1, y1, x2, y2))
         return MixParams(index=index, lam=lam, boxes=boxes)
+
+    def _make_batch_params(
+        self, batch_size: int, height: int, width: int, generator: torch.Generator | None
+    ) -> MixParams | None:
+        """Batch mode in Python numbers: the same draws and values as the tensor path."""
+        if not bool(self._draw_applied(1, generator)[0]):
+            return None
+        lam = float(sampling.beta(self.alpha, 1, generator)[0])
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        box = sampling.cutmix_box(lam, height, width, generator)
+        if self.correct_lam:
+            x1, y1, x2, y2 = box
+            lam = 1.0 - float((x2 - x1) * (y2 - y1)) / float(height * width)
+        return MixParams(index=index, lam=lam, boxes=box)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
