@@ -110,7 +110,7 @@ class Config:
     loader_size: int = 224
     loader_batch: int = 64
     loader_workers: int = 2
-    loader_rounds: int = 5
+    loader_rounds: int = 11
 
 
 QUICK = Config(
