@@ -1,6 +1,7 @@
-"""Turns the benchmark's JSON into the markdown of docs/SPEED.md.
+"""Turns the benchmark's JSON into the markdown of docs/SPEED.md, or the README's summary.
 
 python benchmarks/table.py out/bench.json > docs/SPEED.md
+python benchmarks/table.py out/bench.json --summary   # the table in the README's Speed section
 """
 
 from __future__ import annotations
@@ -57,5 +58,31 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(data: dict[str, Any], batch: int = 64, size: int = 224) -> str:
+    """The rows of one image shape in per-batch mode (CutOut: per sample), for the README."""
+    machine = data["machine"]
+    lines = [
+        f"{batch}×3×{size}² batches on {machine['cpu']} ({machine['cores']} cores, "
+        f"{machine['torch_threads']} thread), torch {machine['torch']}, {machine['date'][:10]}:",
+        "",
+        "| op | dtype | path | batchmix ms | × floor | torchvision ÷ batchmix |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in data["rows"]:
+        wanted_mode = "sample" if row.get("op") == "cutout" else "batch"
+        if (
+            row["library"] != "batchmix"
+            or row["status"] != "ok"
+            or (row["batch"], row["size"], row["mode"]) != (batch, size, wanted_mode)
+        ):
+            continue
+        lines.append(
+            f"| {row['op']} | {row['dtype']} | {row['path']} | {row['ms']:.2f} "
+            f"| {_f(row.get('ratio_to_floor'))} | {_f(row.get('torchvision_over_batchmix'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")
+    loaded = json.loads(Path(sys.argv[1]).read_text())
+    print((summary if "--summary" in sys.argv[2:] else markdown)(loaded), end="")

@@ -231,3 +231,6 @@ def test_markdown_table_from_json() -> None:
     assert "| cutmix | float32 | 4×3×8² | inplace | batch | 1.00 | 1.20 | 3.00 | – | – |" in text
     assert "| t | 4x3x8x8 | yes | 1.2 | x |" in text
     assert text.count("| cutmix") == 1  # only batchmix rows
+    summary = module.summary(data, batch=4, size=8)
+    assert "| cutmix | float32 | inplace | 1.00 | 1.20 | 3.00 |" in summary
+    assert module.summary(data, batch=64, size=224).count("| cutmix") == 0
