@@ -188,6 +188,21 @@ class TestBoxes:
             assert torch.equal(compiled, eager)
 
 
+@pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 3, 0, 8), (2, 0, 8, 8), (2, 3, 8, 0)])
+def test_empty_batches_pass_through(shape: tuple[int, ...]) -> None:
+    images = torch.rand(shape)
+    index = torch.arange(shape[0]).flip(0)
+    per_sample = torch.zeros(shape[0], 4, dtype=torch.long)
+    for result in (
+        F.mixup(images, index, 0.5),
+        F.cutmix(images, index, (0, 0, 0, 0)),
+        F.cutmix(images, index, per_sample),
+        F.cutout(images, (0, 0, 0, 0)),
+        F.cutout(images, per_sample),
+    ):
+        assert result.shape == images.shape
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("fast", [True, False], ids=["compiled", "pytorch"])
 def test_in_place_cutmix_with_repeated_partners(

@@ -73,7 +73,7 @@ def _box_array(
 
 def _pixel_blocks(images: Tensor) -> np.ndarray | None:
     """A ``(B, C, H, W)`` view of a contiguous batch, in the integer type of its element size."""
-    if not images.is_contiguous() or images.is_complex() or images.ndim < 3:
+    if not images.is_contiguous() or images.is_complex() or images.ndim < 3 or not images.numel():
         return None
     bits = _INT_OF_SIZE.get(images.element_size())
     if bits is None:
