@@ -215,3 +215,102 @@ def test_in_place_cutmix_with_repeated_partners(
     expected[0, :, :200, :200] = images[1, :, :200, :200]
     work = images.clone()
     assert torch.equal(F.cutmix(work, torch.tensor([1, 1]), (0, 0, 200, 200), out=work), expected)
+
+
+class TestInputsLeftToPyTorch:
+    """Inputs the loops do not take, so that the PyTorch path's own rules (and errors) apply."""
+
+    images = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8)
+    index = torch.tensor([1, 2, 3, 0])
+
+    @pytest.mark.parametrize(
+        "lam",
+        [
+            torch.tensor([0.3], dtype=torch.float64),  # broadcast by the PyTorch path
+            torch.tensor(0.3, dtype=torch.float64),
+            torch.full((4, 1), 0.3, dtype=torch.float64),
+            torch.tensor([0.3, 0.4], dtype=torch.float64),  # too short: the PyTorch path raises
+        ],
+        ids=["shape-1", "0-d", "B-by-1", "short"],
+    )
+    def test_lambda_tensors_not_of_shape_b(self, lam: torch.Tensor) -> None:
+        assert not _fast.mixup(self.images, torch.empty_like(self.images), self.index, lam)
+        try:
+            expected = F.mixup(self.images.float(), self.index, lam)
+        except RuntimeError:
+            with pytest.raises(RuntimeError):
+                F.mixup(self.images, self.index, lam)
+            return
+        got = F.mixup(self.images, self.index, lam)
+        assert torch.equal(got, expected.round().to(torch.uint8))
+
+    def test_lambda_outside_the_unit_interval_for_uint8(self) -> None:
+        out = torch.empty_like(self.images)
+        assert not _fast.mixup(self.images, out, self.index, 1.5)
+        assert not _fast.mixup(
+            self.images, out, self.index, torch.tensor([0.5, 0.5, -0.1, 0.5]).double()
+        )
+        assert _fast.mixup(self.images.float(), out.float(), self.index, 1.5)
+
+    def test_out_sharing_memory_with_images(self) -> None:
+        work = self.images.clone()
+        for out in (work[:], work.view(work.shape)):
+            assert not _fast.mixup(work, out, self.index, 0.3)
+            assert not _fast.copy_boxes(work, out, self.index, (1, 1, 4, 4))
+        assert _fast.mixup(work, work, self.index, 0.3)
+
+    def test_boxes_that_are_not_integers_in_the_image(self) -> None:
+        work = self.images.float()
+        boxes = torch.tensor([[0, 0, 3, 3]] * 4)
+        for bad in (
+            boxes.float() + 0.5,
+            boxes.bool(),
+            (0.0, 0.0, 3.0, 3.0),
+            (0, 0, 3, 3, 1),
+            (0, 0, 3),
+            (0, 0, 2**70, 3),
+        ):
+            assert not _fast.copy_boxes(work, work.clone(), self.index, bad)  # type: ignore[arg-type]
+            assert not _fast.fill_boxes(work, bad, 0.0)  # type: ignore[arg-type]
+        assert _fast.copy_boxes(work, work.clone(), self.index, boxes.int())
+
+    def test_negative_views_and_grad(self) -> None:
+        floats = torch.rand(4, 3, 6, 6)
+        negative = torch._neg_view(floats)
+        assert not _fast.mixup(negative, torch.empty_like(floats), self.index, 0.3)
+        grad = floats.clone().requires_grad_()
+        assert not _fast.mixup(grad, torch.empty_like(floats), self.index, 0.3)
+        lam = torch.rand(4, dtype=torch.float64, requires_grad=True)
+        assert not _fast.mixup(floats, torch.empty_like(floats), self.index, lam)
+
+    def test_float16_fill_that_overflows(self) -> None:
+        half = torch.zeros(2, 1, 4, 4, dtype=torch.float16)
+        assert not _fast.fill_boxes(half, torch.tensor([[0, 0, 2, 2]] * 2), 70000.0)
+
+
+def test_loops_that_cannot_be_imported_leave_the_pytorch_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # E.g. Numba unable to place its cache (a read-only install and no writable home): the
+    # import raises, and every kernel must still work.
+    import importlib.abc
+    import sys
+
+    import batchmix
+
+    class Broken(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: object, target: object = None) -> None:
+            if name == "batchmix._loops":
+                raise RuntimeError("cannot cache function '_mix_row': no locator available")
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "batchmix._loops")
+    monkeypatch.delattr(batchmix, "_loops")
+    monkeypatch.setattr(_fast, "_module", _fast._NOT_LOADED)
+    images = torch.randint(0, 256, (4, 3, 6, 6), dtype=torch.uint8)
+    index = torch.tensor([1, 2, 3, 0])
+    assert not _fast.mixup(images, torch.empty_like(images), index, 0.3)
+    expected = F.mixup(images.float(), index, 0.3).round().to(torch.uint8)
+    assert torch.equal(F.mixup(images, index, 0.3), expected)
+    assert _fast._module is None

@@ -9,6 +9,7 @@ negative slice bounds). Both paths give the same values; tests compare them.
 
 from __future__ import annotations
 
+import math
 import os
 from types import ModuleType
 
@@ -33,19 +34,39 @@ def _loops() -> ModuleType | None:
     if _module is _NOT_LOADED:
         try:
             from batchmix import _loops as loops
-        except ImportError:
+        except Exception:  # numba missing, or unable to set up its cache (read-only install)
             _module = None
         else:
             _module = loops
     return _module
 
 
-def _usable(*tensors: Tensor) -> ModuleType | None:
+def _usable(images: Tensor, target: Tensor) -> ModuleType | None:
+    """The loops, when both tensors are plain CPU tensors and ``target`` is ``images`` or
+    shares no memory with it."""
     if not ENABLED or torch.compiler.is_compiling():
         return None
-    if any(t.device.type != "cpu" or t.requires_grad for t in tensors):
+    for t in (images, target):
+        if t.device.type != "cpu" or t.requires_grad or t.is_neg() or t.is_conj():
+            return None
+    if target is not images and _share_memory(images, target):
         return None
     return _loops()
+
+
+def _share_memory(a: Tensor, b: Tensor) -> bool:
+    return bool(
+        a.numel() and b.numel() and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    )
+
+
+def _run(loops: ModuleType, name: str, *args: object) -> bool:
+    """Runs a loop; ``False`` if Numba cannot compile it for these types (before any write)."""
+    try:
+        getattr(loops, name)(*args)
+    except loops.NumbaError:
+        return False
+    return True
 
 
 def _index_array(index: Tensor, batch: int) -> np.ndarray | None:
@@ -60,11 +81,16 @@ def _index_array(index: Tensor, batch: int) -> np.ndarray | None:
 def _box_array(
     boxes: tuple[int, int, int, int] | Tensor, batch: int, height: int, width: int
 ) -> np.ndarray | None:
+    """The boxes as ``(B, 4)`` int64, or ``None`` unless they are integers inside the image."""
     if isinstance(boxes, Tensor):
-        if boxes.shape != (batch, 4):
+        integer = not boxes.is_floating_point() and not boxes.is_complex()
+        if boxes.shape != (batch, 4) or not integer or boxes.dtype == torch.bool:
             return None
         array = boxes.to(device="cpu", dtype=torch.long).contiguous().numpy()
     else:
+        exact = isinstance(boxes, tuple) and len(boxes) == 4
+        if not exact or not all(type(v) is int and 0 <= v <= max(height, width) for v in boxes):
+            return None
         array = np.tile(np.asarray(boxes, dtype=np.int64), (batch, 1))
     x1, y1, x2, y2 = array[:, 0], array[:, 1], array[:, 2], array[:, 3]
     valid = (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height)
@@ -111,15 +137,18 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
         return False
     # λ and 1 − λ in float64, then cast: the weights of the PyTorch path.
     if isinstance(lam, Tensor):
-        lam64 = lam.to(device="cpu", dtype=torch.float64).numpy()
-        own, other = lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
+        if lam.shape != (batch,) or lam.requires_grad or lam.is_complex():
+            return False
+        lam64 = lam.detach().to(device="cpu", dtype=torch.float64).numpy()
     else:
-        own = np.full(batch, float(lam), dtype=weight_type)
-        other = np.full(batch, 1.0 - float(lam), dtype=weight_type)
-    block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
+        lam64 = np.full(batch, float(lam), dtype=np.float64)
     rounding = images.dtype == torch.uint8
-    loops.mixup(src, dst, partners, own, other, target is images, block, rounding)
-    return True
+    if rounding and not bool(((lam64 >= 0.0) & (lam64 <= 1.0)).all()):
+        return False  # levels out of range: left to the PyTorch path's casts
+    own, other = lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
+    block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
+    inplace = target is images
+    return _run(loops, "mixup", src, dst, partners, own, other, inplace, block, rounding)
 
 
 def copy_boxes(
@@ -139,13 +168,12 @@ def copy_boxes(
     inplace = target is images
     if not inplace:
         target.copy_(images)
-    loops.copy_boxes(src, dst, partners, box_array, inplace)
-    return True
+    return _run(loops, "copy_boxes", src, dst, partners, box_array, inplace)
 
 
 def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value: float) -> bool:
     """CutOut's fill of every sample's box with ``value``."""
-    loops = _usable(target)
+    loops = _usable(target, target)
     if loops is None:
         return False
     dst = _pixel_blocks(target)
@@ -159,5 +187,7 @@ def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value:
         fill = torch.full((), value, dtype=target.dtype)
     except RuntimeError:  # a value out of the dtype's range: the PyTorch path raises
         return False
-    loops.fill_boxes(dst, box_array, fill.view(_INT_OF_SIZE[target.element_size()]).item())
-    return True
+    if fill.is_floating_point() and math.isfinite(value) and not bool(fill.isfinite()):
+        return False  # overflows the dtype: the PyTorch path decides (it may raise)
+    bits = fill.view(_INT_OF_SIZE[target.element_size()]).item()
+    return _run(loops, "fill_boxes", dst, box_array, bits)

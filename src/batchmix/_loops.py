@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.core.errors import NumbaError
+
+__all__ = ["NumbaError", "copy_boxes", "fill_boxes", "mixup"]
 
 # Adding 1.5 * 2**23 to a float32 in [0, 2**22) leaves its value rounded to an integer (ties to
 # even, as torch.round) in the low bits of the mantissa: the low byte is the uint8 level.
