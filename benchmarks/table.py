@@ -42,12 +42,24 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {_f(row.get('peak_extra_over_batch'))} |"
         )
     lines += ["", "DataLoader, 2 workers, uint8 JPEGs, `MixCollate` against `default_collate`:", ""]
-    lines += ["| mix | images/s (median) | all rounds | loss % |", "|---|---:|---|---:|"]
+    lines += [
+        "| mix | images/s (median) | all rounds | loss % | collate ms (CPU) | modelled loss % |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
     for row in data["loader"]:
         rounds = ", ".join(f"{v:.0f}" for v in row["images_per_s_all"])
         lines.append(
-            f"| {row['mix']} | {row['images_per_s']:.0f} | {rounds} | {_f(row['loss_percent'], 1)} |"
+            f"| {row['mix']} | {row['images_per_s']:.0f} | {rounds} | {_f(row['loss_percent'], 1)} "
+            f"| {_f(row.get('collate_ms'))} | {_f(row.get('modelled_loss_percent'))} |"
         )
+    decode = [row["decode_ms_per_batch"] for row in data["loader"] if "decode_ms_per_batch" in row]
+    if decode:
+        lines += [
+            "",
+            f"Decoding one batch of JPEGs took {decode[0]:.1f} ms of CPU time; the modelled loss is "
+            "the extra collate time over a worker's whole time per batch (decoding plus "
+            "`default_collate`), the throughput a loader with CPU-bound workers loses.",
+        ]
     lines += ["", "Targets of the speed issue, worst row per image shape:", ""]
     lines += ["| target | shape | met | worst ratio | where |", "|---|---|---|---:|---|"]
     for target in data["targets"]:

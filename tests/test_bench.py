@@ -109,6 +109,16 @@ class TestBenchmark:
         assert all(r["images_per_s"] > 0 for r in mixes.values())
         assert mixes["none"]["loss_percent"] is None
         assert isinstance(mixes["mixup"]["loss_percent"], float)
+        # CPU time per batch: decoding, each collate, and the loss it models.
+        assert all(r["collate_ms"] > 0 and r["decode_ms_per_batch"] > 0 for r in mixes.values())
+        assert mixes["none"]["modelled_loss_percent"] is None
+        for mix in ("cutmix", "mixup"):
+            extra = mixes[mix]["collate_ms"] - mixes["none"]["collate_ms"]
+            whole = mixes["none"]["decode_ms_per_batch"] + mixes["none"]["collate_ms"] + extra
+            assert mixes[mix]["modelled_loss_percent"] == pytest.approx(
+                100 * extra / whole, abs=0.02
+            )
+        assert any("modelled" in t["target"] for t in result["targets"])
         assert result["targets"]
         for target in result["targets"]:
             assert isinstance(target["met"], bool) and target["where"]
