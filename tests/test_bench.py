@@ -116,7 +116,7 @@ class TestBenchmark:
             extra = mixes[mix]["collate_ms"] - mixes["none"]["collate_ms"]
             whole = mixes["none"]["decode_ms_per_batch"] + mixes["none"]["collate_ms"] + extra
             assert mixes[mix]["modelled_loss_percent"] == pytest.approx(
-                100 * extra / whole, abs=0.02
+                100 * extra / whole, abs=0.1
             )
         assert any("modelled" in t["target"] for t in result["targets"])
         assert result["targets"]
