@@ -1,10 +1,17 @@
 """The compiled CPU loops of :mod:`batchmix._loops`, offered where they apply.
 
 Each function returns ``True`` when it did the work and ``False`` when the caller must take its
-PyTorch path: Numba missing or switched off (``BATCHMIX_NUMBA=0``), a tensor off the CPU, under
-``torch.compile``, requiring grad, a memory layout other than contiguous (or channels-last for
-MixUp), or indices and boxes that the PyTorch path treats by its own rules (out of range, or
-negative slice bounds). Both paths give the same values; tests compare them.
+PyTorch path, which then applies its own rules, broadcasting and errors:
+
+* Numba missing or unable to load (e.g. no writable cache), or ``BATCHMIX_NUMBA=0``;
+* a tensor off the CPU, under ``torch.compile``, requiring grad, or a negative/conjugate view;
+* a layout other than contiguous (channels-last too, for MixUp), or an ``out`` that shares
+  memory with the images without being them;
+* indices, λ or boxes the loops do not take: out-of-range or non-int64 indices, λ tensors not
+  of shape ``(B,)``, uint8 MixUp with λ outside [0, 1], boxes that are not integers inside the
+  image, fill values the dtype cannot hold.
+
+Both paths give the same values; tests compare them.
 """
 
 from __future__ import annotations
