@@ -14,6 +14,9 @@ and timm. Conventions shared by all kernels:
   for the whole batch is a tuple of ints; one box per sample is an int64 tensor of shape ``(B, 4)``.
 * ``out=None`` allocates exactly one output tensor; ``out=images`` mixes in place; any other
   tensor of the same shape and dtype receives the result.
+* On the CPU, :func:`mixup`, :func:`cutmix` and :func:`cutout` run as compiled loops
+  (:mod:`batchmix._loops`) where :mod:`batchmix._fast` finds them applicable, and as PyTorch
+  ops otherwise; both give the same values.
 
 Papers: MixUp (Zhang et al., ICLR 2018), CutMix (Yun et al., ICCV 2019),
 CutOut (DeVries & Taylor, 2017).
