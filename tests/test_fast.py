@@ -314,3 +314,34 @@ def test_loops_that_cannot_be_imported_leave_the_pytorch_path(
     expected = F.mixup(images.float(), index, 0.3).round().to(torch.uint8)
     assert torch.equal(F.mixup(images, index, 0.3), expected)
     assert _fast._module is None
+
+
+@pytest.mark.timeout(300)
+def test_mix_collate_loads_the_loops_before_workers_fork() -> None:
+    # A fresh process: the loops have no compiled versions until MixCollate is constructed, and
+    # then have those of uint8 and float32 batches, which forked DataLoader workers inherit.
+    import json
+    import subprocess
+    import sys
+
+    script = """
+import json, batchmix
+from batchmix import _loops
+def loaded():
+    return {n: [str(s) for s in getattr(_loops, n).signatures] for n in ("mixup", "copy_boxes", "fill_boxes")}
+before = loaded()
+batchmix.MixCollate(batchmix.MixUp(num_classes=3))
+print(json.dumps([before, loaded()]))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=280
+    )
+    before, after = json.loads(result.stdout.strip().splitlines()[-1])
+    assert before == {"mixup": [], "copy_boxes": [], "fill_boxes": []}
+    assert any("uint8" in s for s in after["mixup"]) and any(
+        "Array(float32, 2," in s for s in after["mixup"]
+    )
+    assert any("uint8" in s for s in after["copy_boxes"]) and any(
+        "int32" in s for s in after["copy_boxes"]
+    )
+    assert len(after["fill_boxes"]) >= 2

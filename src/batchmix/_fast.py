@@ -198,3 +198,24 @@ def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value:
         return False  # overflows the dtype: the PyTorch path decides (it may raise)
     bits = fill.view(_INT_OF_SIZE[target.element_size()]).item()
     return _run(loops, "fill_boxes", dst, box_array, bits)
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Loads (or compiles) the loops for uint8 and float32 batches in this process.
+
+    DataLoader workers forked afterwards inherit them; without this, every worker loads them
+    at its first batch (about 0.6–0.9 s each, at every epoch unless ``persistent_workers``).
+    """
+    global _warm
+    if _warm or not ENABLED or _loops() is None:
+        return
+    _warm = True
+    index = torch.tensor([1, 0])
+    for dtype in (torch.uint8, torch.float32):
+        images = torch.zeros(2, 1, 2, 2, dtype=dtype)
+        mixup(images, torch.empty_like(images), index, 0.5)
+        copy_boxes(images, images, index, (0, 0, 1, 1))
+        fill_boxes(images, (0, 0, 1, 1), 0.0)
