@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import io
 import json
 import math
@@ -565,27 +566,53 @@ def write_image_folder(root: Path, count: int, side: int, classes: int = 10) -> 
 
 
 def collate_costs(
-    dataset: Any, collates: dict[str, Callable[[list[Any]], Any]], batch: int, repeats: int = 15
+    dataset: Any,
+    collates: dict[str, Callable[[list[Any]], Any]],
+    batch: int,
+    rounds: int = 15,
+    in_worker: bool = True,
+    contiguous: bool = False,
 ) -> dict[str, dict[str, float | None]]:
     """CPU time of one worker's work per batch: decoding ``batch`` JPEGs, then each collate.
 
-    Measured with ``time.thread_time`` in this process, so a busy machine slows the wall clock
-    but not these numbers. ``modelled_loss_percent`` is the extra collate time of a mixing
-    collate over the worker's whole time per batch without mixing: the throughput a loader
-    whose workers are CPU-bound loses.
+    Each round decodes a fresh batch before each collate and times both with
+    ``time.thread_time``, so a busy machine slows the wall clock but not these numbers, and
+    every collate meets the samples as a worker does, just decoded. With ``in_worker`` this
+    runs inside a DataLoader worker process, where batches are built in shared memory. With
+    ``contiguous`` the decoded images (``(C, H, W)`` views of ``(H, W, C)`` pixels) are copied
+    to contiguous tensors, as part of decoding.
+
+    ``modelled_loss_percent`` is the extra collate time of a collate over ``collates["none"]``
+    relative to the worker's whole time per batch with ``"none"``: the throughput a loader
+    whose workers are CPU-bound loses (negative: gains).
     """
-    start = time.thread_time()
-    samples = [dataset[i % len(dataset)] for i in range(batch)]
-    decode_ms = (time.thread_time() - start) * 1e3
-    collate_ms: dict[str, float] = {}
-    for name, collate in collates.items():
-        collate(samples)  # warm up (Numba loads its compiled loops on the first call)
-        times = []
-        for _ in range(repeats):
+    if in_worker:
+        from torch.utils.data import DataLoader
+
+        job = _InWorker(
+            functools.partial(collate_costs, dataset, collates, batch, rounds, False, contiguous)
+        )
+        loader: Any = DataLoader(job, batch_size=None, num_workers=1, collate_fn=_identity)
+        result: dict[str, dict[str, float | None]] = next(iter(loader))
+        return result
+    decode: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in collates}
+    offset = 0
+    for r in range(rounds + 1):  # round 0 warms up (Numba loads its compiled loops)
+        for name, collate in collates.items():
             start = time.thread_time()
+            samples = [dataset[(offset + i) % len(dataset)] for i in range(batch)]
+            if contiguous:
+                samples = [(image.contiguous(), label) for image, label in samples]
+            offset += batch
+            middle = time.thread_time()
             collate(samples)
-            times.append(time.thread_time() - start)
-        collate_ms[name] = statistics.median(times) * 1e3
+            stop = time.thread_time()
+            if r:
+                decode.append(middle - start)
+                times[name].append(stop - middle)
+    decode_ms = statistics.median(decode) * 1e3
+    collate_ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     plain = decode_ms + collate_ms["none"]
     return {
         name: {
@@ -599,13 +626,34 @@ def collate_costs(
     }
 
 
-def run_loader(config: Config, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Images per second of the same DataLoader with and without MixCollate, interleaved."""
+class _InWorker(torch.utils.data.Dataset[Any]):
+    """A one-item dataset whose item is ``job()``, computed in a DataLoader worker."""
+
+    def __init__(self, job: Callable[[], Any]) -> None:
+        self.job = job
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> Any:
+        return self.job()
+
+
+def _identity(item: Any) -> Any:
+    return item
+
+
+def run_loader(
+    config: Config, log: Callable[[str], None] = print
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Images per second of the same DataLoader with and without MixCollate, interleaved, and
+    the CPU time of each collate (see :func:`collate_costs`) for channels-last samples (what
+    PIL images become) and contiguous ones."""
     from torch.utils.data import DataLoader, default_collate
     from torchvision.datasets import ImageFolder
 
     if config.loader_images <= 0:
-        return []
+        return [], []
     with tempfile.TemporaryDirectory(prefix="bench_mix_") as tmp:
         root = Path(tmp)
         write_image_folder(root, config.loader_images, config.loader_size)
@@ -615,6 +663,14 @@ def run_loader(config: Config, log: Callable[[str], None] = print) -> list[dict[
             "none": default_collate,
             "cutmix": batchmix.MixCollate(batchmix.CutMix(num_classes=classes)),
             "mixup": batchmix.MixCollate(batchmix.MixUp(num_classes=classes)),
+        }
+        # MixCollate with mixing switched off: batchmix's own stacking, to tell the cost of
+        # the mix from the gain of stacking channels-last samples faster than default_collate.
+        unmixed = batchmix.CutMix(num_classes=classes)
+        unmixed.enabled = False
+        costed: dict[str, Callable[[list[Any]], Any]] = {
+            **collates,
+            "stack only": batchmix.MixCollate(unmixed),
         }
         loaders = {
             name: DataLoader(
@@ -635,7 +691,14 @@ def run_loader(config: Config, log: Callable[[str], None] = print) -> list[dict[
                 seen += images.shape[0]
             return seen / (time.perf_counter() - start)
 
-        costs = collate_costs(dataset, collates, config.loader_batch)
+        in_worker = config.loader_workers > 0
+        layouts = {"channels-last": False, "contiguous": True}
+        costs = {
+            layout: collate_costs(
+                dataset, costed, config.loader_batch, in_worker=in_worker, contiguous=contiguous
+            )
+            for layout, contiguous in layouts.items()
+        }
         for loader in loaders.values():
             epoch(loader)  # starts the workers; not timed
         names = list(loaders)
@@ -662,11 +725,31 @@ def run_loader(config: Config, log: Callable[[str], None] = print) -> list[dict[
                 "images_per_s": round(statistics.median(speeds[name]), 1),
                 "images_per_s_all": [round(s, 1) for s in speeds[name]],
                 "loss_percent": loss,
-                **costs[name],
+                **costs["channels-last"][name],
             }
         )
+    collate_rows = []
+    for layout, by_name in costs.items():
+        stack_ms = by_name["stack only"]["collate_ms"]
+        for name, cost in by_name.items():
+            ms = cost["collate_ms"]
+            collate = "default_collate" if name == "none" else f"MixCollate({name})"
+            mixing = name in ("cutmix", "mixup")
+            collate_rows.append(
+                {
+                    "samples": layout,
+                    "collate": collate,
+                    "in_worker": in_worker,
+                    "batch": config.loader_batch,
+                    "size": config.loader_size,
+                    **cost,
+                    "mix_ms_over_stack": round(ms - stack_ms, 3)
+                    if mixing and ms is not None and stack_ms is not None
+                    else None,
+                }
+            )
     log(f"  loader: {config.loader_rounds} rounds of {len(names)} epochs")
-    return rows
+    return rows, collate_rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -842,6 +925,15 @@ def format_loader(loader: list[dict[str, Any]]) -> str:
     )
 
 
+def format_collate(collate: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        f"  {r['samples']:13} {r['collate']:26} {_fmt(r['collate_ms'], '.2f')} ms"
+        f"  modelled loss {_fmt(r['modelled_loss_percent'], '+.2f')} %"
+        f"  mix over stack {_fmt(r['mix_ms_over_stack'], '.2f')} ms"
+        for r in collate
+    )
+
+
 def format_targets(targets: list[dict[str, Any]]) -> str:
     lines = []
     for t in targets:
@@ -864,7 +956,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
         log("memory (one call per candidate, fresh process)...")
         merge_memory(rows, memory_in_subprocess(config))
     log("end to end (DataLoader)...")
-    loader = run_loader(config, log)
+    loader, collate = run_loader(config, log)
     targets = evaluate_targets(rows, loader)
     return {
         "machine": machine_info(config.devices),
@@ -872,6 +964,7 @@ def run(config: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 1),
         "rows": rows,
         "loader": loader,
+        "collate": collate,
         "targets": targets,
     }
 
@@ -892,6 +985,9 @@ def report(result: dict[str, Any]) -> str:
         "",
         "DataLoader end to end (uint8 JPEGs, MixCollate vs default_collate):",
         format_loader(result["loader"]),
+        "",
+        "collate CPU time per batch (one worker; modelled loss against default_collate):",
+        format_collate(result.get("collate", [])),
         "",
         "targets (issue 4):",
         format_targets(result["targets"]),

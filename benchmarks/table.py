@@ -60,6 +60,24 @@ def markdown(data: dict[str, Any]) -> str:
             "the extra collate time over a worker's whole time per batch (decoding plus "
             "`default_collate`), the throughput a loader with CPU-bound workers loses.",
         ]
+    collate = data.get("collate", [])
+    if collate:
+        where = "in a DataLoader worker" if collate[0].get("in_worker") else "in one process"
+        lines += [
+            "",
+            f"CPU time of each collate per {collate[0]['batch']}-image batch, measured {where} "
+            'on freshly decoded samples; "stack only" is `MixCollate` with mixing switched '
+            "off:",
+            "",
+            "| samples | collate | ms (CPU) | modelled loss % against default_collate "
+            "| mix ms over stack only |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for row in collate:
+            lines.append(
+                f"| {row['samples']} | {row['collate']} | {_f(row['collate_ms'])} "
+                f"| {_f(row['modelled_loss_percent'])} | {_f(row['mix_ms_over_stack'])} |"
+            )
     lines += ["", "Targets of the speed issue, worst row per image shape:", ""]
     lines += ["| target | shape | met | worst ratio | where |", "|---|---|---|---:|---|"]
     for target in data["targets"]:

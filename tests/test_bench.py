@@ -119,6 +119,30 @@ class TestBenchmark:
                 100 * extra / whole, abs=0.1
             )
         assert any("modelled" in t["target"] for t in result["targets"])
+        # The same costs for both sample layouts, with batchmix's plain stacking beside them.
+        collate = {(r["samples"], r["collate"]): r for r in result["collate"]}
+        names = {
+            "default_collate",
+            "MixCollate(cutmix)",
+            "MixCollate(mixup)",
+            "MixCollate(stack only)",
+        }
+        assert set(collate) == {(s, n) for s in ("channels-last", "contiguous") for n in names}
+        for (samples, name), row in collate.items():
+            assert row["collate_ms"] > 0 and row["in_worker"] is False
+            stack = collate[(samples, "MixCollate(stack only)")]["collate_ms"]
+            if name in ("MixCollate(cutmix)", "MixCollate(mixup)"):
+                assert row["mix_ms_over_stack"] == pytest.approx(
+                    row["collate_ms"] - stack, abs=1e-3
+                )
+            else:
+                assert row["mix_ms_over_stack"] is None
+        for mix in ("cutmix", "mixup"):
+            in_loader = mixes[mix]["modelled_loss_percent"]
+            assert (
+                collate[("channels-last", f"MixCollate({mix})")]["modelled_loss_percent"]
+                == in_loader
+            )
         assert result["targets"]
         for target in result["targets"]:
             assert isinstance(target["met"], bool) and target["where"]
@@ -235,9 +259,22 @@ def test_markdown_table_from_json() -> None:
                 "loss_percent": None,
             }
         ],
+        "collate": [
+            {
+                "samples": "contiguous",
+                "collate": "MixCollate(mixup)",
+                "in_worker": True,
+                "batch": 4,
+                "collate_ms": 2.5,
+                "modelled_loss_percent": -1.25,
+                "mix_ms_over_stack": 0.5,
+            }
+        ],
         "targets": [{"target": "t", "shape": "4x3x8x8", "met": True, "worst": 1.2, "where": "x"}],
     }
     text = module.markdown(data)
+    assert "measured in a DataLoader worker" in text
+    assert "| contiguous | MixCollate(mixup) | 2.50 | -1.25 | 0.50 |" in text
     assert "| cutmix | float32 | 4×3×8² | inplace | batch | 1.00 | 1.20 | 3.00 | – | – |" in text
     assert "| t | 4x3x8x8 | yes | 1.2 | x |" in text
     assert text.count("| cutmix") == 1  # only batchmix rows

@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 import batchmix
+import batchmix.collate
+from batchmix import _fast
 
 K = 10
 
@@ -96,6 +101,181 @@ class TestMixCollate:
         assert len(set(first)) == len(first), f"workers repeated draws: {first}"
         assert first == again
         assert first != other
+
+
+def _general(samples: list[Any]) -> Any:
+    """default_collate, but not the same object: MixCollate then stacks and mixes the stack."""
+    return default_collate(samples)
+
+
+def _make(kind: str, seed: int, mode: str, p: float) -> Any:
+    def g() -> torch.Generator:
+        return torch.Generator().manual_seed(seed)
+
+    pair = {"num_classes": K, "mode": mode, "p": p}
+    if kind == "cutmix":
+        return batchmix.CutMix(generator=g(), **pair)  # type: ignore[arg-type]
+    if kind == "mixup":
+        return batchmix.MixUp(generator=g(), **pair)  # type: ignore[arg-type]
+    if kind == "cutout":
+        return batchmix.CutOut(size=3, num_classes=K, p=p, generator=g())
+    if kind == "saliencymix":
+        return batchmix.SaliencyMix(num_classes=K, p=p, generator=g())
+    members = [
+        batchmix.CutMix(generator=g(), **pair),  # type: ignore[arg-type]
+        batchmix.MixUp(generator=g(), **pair),  # type: ignore[arg-type]
+        lambda batch: (batch[0] * 0.5, batch[1]),
+    ]
+    return batchmix.RandomMix(members, generator=g())
+
+
+def _sample(
+    i: int, dtype: torch.dtype, layout: str, channels: int, label: str
+) -> tuple[torch.Tensor, Any]:
+    g = torch.Generator().manual_seed(i)
+    image = torch.randint(0, 256, (6, 7, channels), generator=g)
+    pixels = (image / 255).to(dtype) if dtype.is_floating_point else image.to(dtype)
+    channels_last = layout == "hwc" or (layout == "mixed" and i % 2 == 1)
+    view = pixels.permute(2, 0, 1)
+    target: Any = {"int": i % K, "tensor": torch.tensor(i % K), "one-hot": None}[label]
+    if label == "one-hot":
+        target = torch.nn.functional.one_hot(torch.tensor(i % K), K).float()
+    return (view if channels_last else view.contiguous()), target
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, list | tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+class TestMixCollateBuildsTheBatchOnce:
+    """MixCollate mixes ``(image, label)`` samples while stacking them: the batch equals
+    ``default_collate`` then the transform, for every transform, dtype, layout and label."""
+
+    @given(
+        kind=st.sampled_from(["cutmix", "mixup", "cutout", "saliencymix", "randommix"]),
+        mode=st.sampled_from(["batch", "sample"]),
+        p=st.sampled_from([1.0, 0.5, 0.0]),
+        dtype=st.sampled_from([torch.uint8, torch.float32, torch.float64]),
+        layout=st.sampled_from(["chw", "hwc", "mixed"]),
+        channels=st.sampled_from([1, 3, 4]),
+        label=st.sampled_from(["int", "tensor", "one-hot"]),
+        batch=st.integers(1, 6),
+        seed=st.integers(0, 2**16),
+    )
+    def test_equals_collate_then_mix(
+        self,
+        kind: str,
+        mode: str,
+        p: float,
+        dtype: torch.dtype,
+        layout: str,
+        channels: int,
+        label: str,
+        batch: int,
+        seed: int,
+    ) -> None:
+        samples = [_sample(seed + i, dtype, layout, channels, label) for i in range(batch)]
+        fused = batchmix.MixCollate(_make(kind, seed, mode, p))(samples)
+        general = batchmix.MixCollate(_make(kind, seed, mode, p), collate_fn=_general)(samples)
+        assert _same(fused, general)
+        assert fused[0].is_contiguous()
+
+    @pytest.mark.parametrize("kind", ["cutmix", "mixup"])
+    def test_the_loops_build_the_batch(self, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        taken: list[str] = []
+        for name in ("mixup_gather", "cutmix_gather"):
+            original = getattr(_fast, name)
+
+            def spy(*args: Any, _original: Any = original, _name: str = name) -> bool:
+                done = bool(_original(*args))
+                if done:
+                    taken.append(_name)
+                return done
+
+            monkeypatch.setattr(_fast, name, spy)
+        samples = [_sample(i, torch.uint8, "hwc", 3, "int") for i in range(4)]
+        batchmix.MixCollate(_make(kind, 0, "sample", 1.0))(samples)
+        assert taken == [f"{kind}_gather"]
+
+    def test_in_a_worker_the_batch_is_in_shared_memory(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        samples = [_sample(i, torch.uint8, "hwc", 3, "int") for i in range(4)]
+        images, _ = batchmix.MixCollate(batchmix.MixUp(num_classes=K))(samples)
+        assert not images.is_shared()
+        monkeypatch.setattr(batchmix.collate, "get_worker_info", lambda: object())
+        images, _ = batchmix.MixCollate(batchmix.MixUp(num_classes=K))(samples)
+        assert images.is_shared()
+
+    @pytest.mark.parametrize("kind", ["cutmix", "mixup", "randommix"])
+    def test_dataloader_workers_give_the_general_path_batches(self, kind: str) -> None:
+        dataset = [_sample(i, torch.uint8, "hwc", 3, "int") for i in range(12)]
+
+        def batches(collate_fn: Any) -> list[Any]:
+            loader = DataLoader(
+                dataset,
+                batch_size=4,
+                num_workers=2,
+                collate_fn=collate_fn,
+                generator=torch.Generator().manual_seed(5),
+            )
+            return list(loader)
+
+        fused = batches(batchmix.MixCollate(_make(kind, 1, "sample", 1.0)))
+        general = batches(batchmix.MixCollate(_make(kind, 1, "sample", 1.0), collate_fn=_general))
+        assert len(fused) == 3 and _same(fused, general)
+
+    @pytest.mark.parametrize(
+        "samples",
+        [
+            [
+                {"image": torch.rand(3, 4, 4), "label": 1},
+                {"image": torch.rand(3, 4, 4), "label": 2},
+            ],
+            [
+                (tv_tensors.Image(torch.rand(3, 4, 4)), 1),
+                (tv_tensors.Image(torch.rand(3, 4, 4)), 2),
+            ],
+            [(torch.rand(3, 4, 4), 1, "a"), (torch.rand(3, 4, 4), 2, "b")],
+            [(torch.rand(3, 4, 4), 1), (torch.rand(3, 4, 4).double(), 2)],
+        ],
+        ids=["dict", "tv_tensors", "triple", "mixed-dtypes"],
+    )
+    def test_other_samples_take_the_general_path(self, samples: list[Any]) -> None:
+        def run(collate_fn: Any) -> Any:
+            transform = batchmix.MixUp(num_classes=K, generator=torch.Generator().manual_seed(0))
+            try:
+                return batchmix.MixCollate(transform, collate_fn=collate_fn)(samples)
+            except Exception as error:  # both paths must fail alike
+                return type(error), str(error)
+
+        fused, general = run(default_collate), run(_general)
+        if isinstance(fused, dict):
+            assert fused.keys() == general.keys()
+            assert all(_same(fused[k], general[k]) for k in fused)
+        else:
+            assert _same(fused, general)
+
+    def test_errors_are_those_of_the_general_path(self) -> None:
+        for bad_label, error in [(K, ValueError), (0.5, ValueError)]:
+            samples = [(torch.rand(3, 4, 4), 1), (torch.rand(3, 4, 4), bad_label)]
+            for collate_fn in (default_collate, _general):
+                collate = batchmix.MixCollate(batchmix.CutMix(num_classes=K), collate_fn=collate_fn)
+                with pytest.raises(error, match="CutMix: expected"):
+                    collate(samples)
+        shapes = [(torch.rand(3, 4, 4), 1), (torch.rand(3, 5, 4), 2)]
+        with pytest.raises(RuntimeError, match="stack expects each tensor to be equal size"):
+            batchmix.MixCollate(batchmix.CutMix(num_classes=K))(shapes)
+
+    def test_without_the_compiled_loops(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        samples = [_sample(i, torch.uint8, "hwc", 3, "int") for i in range(5)]
+        expected = batchmix.MixCollate(_make("mixup", 3, "sample", 1.0))(samples)
+        monkeypatch.setattr(_fast, "ENABLED", False)
+        assert _same(batchmix.MixCollate(_make("mixup", 3, "sample", 1.0))(samples), expected)
 
 
 class TestSeedUsagePatterns:

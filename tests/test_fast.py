@@ -316,6 +316,129 @@ def test_loops_that_cannot_be_imported_leave_the_pytorch_path(
     assert _fast._module is None
 
 
+def _samples(
+    batch: int, channels: int, dtype: torch.dtype, channels_last: bool, seed: int
+) -> list[torch.Tensor]:
+    """Sample images of 7×9 px, contiguous or ``(C, H, W)`` views of ``(H, W, C)`` memory."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.randint(0, 256, (batch, 7, 9, channels), generator=g)
+    images = (levels / 255).to(dtype) if dtype.is_floating_point else levels.to(dtype)
+    views = [image.permute(2, 0, 1) for image in images]
+    return views if channels_last else [view.contiguous() for view in views]
+
+
+class TestGather:
+    """Batches built straight from the samples (MixCollate's path) equal stack-then-mix."""
+
+    @given(
+        batch=st.integers(1, 7),
+        channels=st.sampled_from([1, 2, 3, 4]),
+        dtype=st.sampled_from([torch.uint8, torch.float32, torch.float64]),
+        channels_last=st.booleans(),
+        kind=st.sampled_from(["roll", "flip", "random", "any"]),
+        per_sample=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
+    def test_mixup_equals_stack_then_mix(
+        self,
+        batch: int,
+        channels: int,
+        dtype: torch.dtype,
+        channels_last: bool,
+        kind: str,
+        per_sample: bool,
+        seed: int,
+    ) -> None:
+        samples = _samples(batch, channels, dtype, channels_last, seed)
+        index = _index(kind, batch, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        lam = torch.rand(batch, generator=g, dtype=torch.float64) if per_sample else 0.618
+        target = torch.empty((batch, *samples[0].shape), dtype=dtype)
+        assert _fast.mixup_gather(samples, target, index, lam)
+        _fast.ENABLED = False
+        try:
+            expected = F.mixup(torch.stack(samples), index, lam)
+        finally:
+            _fast.ENABLED = True
+        assert torch.equal(target, expected)
+
+    @given(
+        batch=st.integers(1, 7),
+        channels=st.sampled_from([1, 2, 3, 4]),
+        dtype=st.sampled_from([torch.uint8, torch.int16, torch.float32, torch.float64]),
+        kind=st.sampled_from(["roll", "flip", "random", "any"]),
+        per_sample=st.booleans(),
+        seed=st.integers(0, 2**16),
+    )
+    def test_cutmix_and_stack_of_channels_last_samples(
+        self,
+        batch: int,
+        channels: int,
+        dtype: torch.dtype,
+        kind: str,
+        per_sample: bool,
+        seed: int,
+    ) -> None:
+        samples = _samples(batch, channels, dtype, True, seed)
+        index = _index(kind, batch, seed)
+        g = torch.Generator().manual_seed(seed + 1)
+        lam = sampling.beta(1.0, batch if per_sample else 1, g)
+        boxes = sampling.cutmix_boxes(lam, 7, 9, g)
+        arg = boxes if per_sample else tuple(int(v) for v in boxes[0])
+        target = torch.empty((batch, *samples[0].shape), dtype=dtype)
+        expected = torch.stack(samples)
+        if channels > 1:  # one channel: the samples are contiguous
+            assert _fast.stack_gather(samples, target)
+            assert torch.equal(target, expected)
+            assert _fast.cutmix_gather(samples, target, index, arg)
+        else:
+            assert not _fast.cutmix_gather(samples, target, index, arg)
+            torch.stack(samples, out=target)
+            F.cutmix(target, index, arg, out=target)
+        _fast.ENABLED = False
+        try:
+            F.cutmix(expected, index, arg, out=expected)
+        finally:
+            _fast.ENABLED = True
+        assert torch.equal(target, expected)
+
+    def test_whole_and_edge_boxes(self) -> None:
+        samples = _samples(4, 3, torch.uint8, True, 7)
+        boxes = torch.tensor([[0, 0, 9, 7], [8, 6, 9, 7], [0, 3, 9, 4], [4, 0, 5, 7]])
+        index = torch.tensor([3, 3, 0, 1])
+        target = torch.empty(4, 3, 7, 9, dtype=torch.uint8)
+        assert _fast.cutmix_gather(samples, target, index, boxes)
+        expected = torch.stack(samples)
+        for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
+            expected[i, :, y1:y2, x1:x2] = samples[int(index[i])][:, y1:y2, x1:x2]
+        assert torch.equal(target, expected)
+
+    def test_samples_the_loops_do_not_take(self) -> None:
+        def refused(samples: list[torch.Tensor], **changes: object) -> bool:
+            target = changes.get("target", torch.empty(2, 3, 7, 9))
+            index = changes.get("index", torch.tensor([1, 0]))
+            lam = changes.get("lam", 0.5)
+            return not _fast.mixup_gather(samples, target, index, lam) and not (
+                _fast.cutmix_gather(samples, target, index, (1, 1, 3, 3))
+            )
+
+        hwc = _samples(2, 3, torch.float32, True, 0)
+        assert not refused(hwc)
+        mixed_layouts = [hwc[0], hwc[1].contiguous()]
+        assert refused(mixed_layouts)
+        assert refused([hwc[0], hwc[1][:, :, :].transpose(1, 2).contiguous().transpose(1, 2)])
+        assert refused([hwc[0], hwc[1].double()])
+        assert refused([hwc[0], hwc[1].clone().requires_grad_()])
+        assert refused([hwc[0], hwc[1].as_subclass(torch.nn.Parameter)])
+        assert refused([hwc[0]])  # fewer samples than the batch
+        assert refused(hwc, target=torch.empty(2, 9, 7, 3).permute(0, 3, 2, 1))
+        assert refused(hwc, target=torch.empty(2, 3, 7, 9, dtype=torch.float64))
+        assert refused(hwc, index=torch.tensor([1, 2]))
+        levels = _samples(2, 3, torch.uint8, True, 0)
+        target = torch.empty(2, 3, 7, 9, dtype=torch.uint8)
+        assert not _fast.mixup_gather(levels, target, torch.tensor([1, 0]), 1.5)
+
+
 @pytest.mark.timeout(300)
 def test_mix_collate_loads_the_loops_before_workers_fork() -> None:
     # A fresh process: the loops have no compiled versions until MixCollate is constructed, and
@@ -328,7 +451,8 @@ def test_mix_collate_loads_the_loops_before_workers_fork() -> None:
 import json, batchmix
 from batchmix import _loops
 def loaded():
-    return {n: [str(s) for s in getattr(_loops, n).signatures] for n in ("mixup", "copy_boxes", "fill_boxes")}
+    names = ("mixup", "copy_boxes", "fill_boxes", "mixup_gather", "cutmix_gather")
+    return {n: [str(s) for s in getattr(_loops, n).signatures] for n in names}
 before = loaded()
 batchmix.MixCollate(batchmix.MixUp(num_classes=3))
 print(json.dumps([before, loaded()]))
@@ -337,7 +461,7 @@ print(json.dumps([before, loaded()]))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=280
     )
     before, after = json.loads(result.stdout.strip().splitlines()[-1])
-    assert before == {"mixup": [], "copy_boxes": [], "fill_boxes": []}
+    assert all(signatures == [] for signatures in before.values())
     assert any("uint8" in s for s in after["mixup"]) and any(
         "Array(float32, 2," in s for s in after["mixup"]
     )
@@ -345,3 +469,5 @@ print(json.dumps([before, loaded()]))
         "int32" in s for s in after["copy_boxes"]
     )
     assert len(after["fill_boxes"]) >= 2
+    for name in ("mixup_gather", "cutmix_gather"):
+        assert any("uint8" in s for s in after[name]) and len(after[name]) >= 2

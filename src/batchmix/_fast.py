@@ -11,6 +11,10 @@ PyTorch path, which then applies its own rules, broadcasting and errors:
   of shape ``(B,)``, uint8 MixUp with λ outside [0, 1], boxes that are not integers inside the
   image, fill values the dtype cannot hold.
 
+The ``*_gather`` functions write a mixed batch straight from a list of sample tensors into a
+fresh batch (:class:`batchmix.MixCollate`'s path); they take only plain contiguous CPU samples
+of the batch's shape and dtype.
+
 Both paths give the same values; tests compare them.
 """
 
@@ -142,20 +146,28 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     src, dst, partners = _rows(images), _rows(target), _index_array(index, batch)
     if src is None or dst is None or partners is None or batch == 0:
         return False
-    # λ and 1 − λ in float64, then cast: the weights of the PyTorch path.
+    rounding = images.dtype == torch.uint8
+    weights = _mixup_weights(lam, batch, weight_type, rounding)
+    if weights is None:
+        return False
+    block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
+    inplace = target is images
+    return _run(loops, "mixup", src, dst, partners, *weights, inplace, block, rounding)
+
+
+def _mixup_weights(
+    lam: float | Tensor, batch: int, weight_type: type, rounding: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """λ and 1 − λ per sample, computed in float64 then cast: the PyTorch path's weights."""
     if isinstance(lam, Tensor):
         if lam.shape != (batch,) or lam.requires_grad or lam.is_complex():
-            return False
+            return None
         lam64 = lam.detach().to(device="cpu", dtype=torch.float64).numpy()
     else:
         lam64 = np.full(batch, float(lam), dtype=np.float64)
-    rounding = images.dtype == torch.uint8
     if rounding and not bool(((lam64 >= 0.0) & (lam64 <= 1.0)).all()):
-        return False  # levels out of range: left to the PyTorch path's casts
-    own, other = lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
-    block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
-    inplace = target is images
-    return _run(loops, "mixup", src, dst, partners, own, other, inplace, block, rounding)
+        return None  # levels out of range: left to the PyTorch path's casts
+    return lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
 
 
 def copy_boxes(
@@ -200,6 +212,88 @@ def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value:
     return _run(loops, "fill_boxes", dst, box_array, bits)
 
 
+def _addresses(samples: list[Tensor], target: Tensor) -> tuple[np.ndarray, bool] | None:
+    """The samples' data addresses and whether they are stored channels-last, when each is a
+    plain CPU tensor shaped and typed like ``target[0]``, all stored alike: contiguous, or
+    ``(C, H, W)`` views of ``(H, W, C)`` images (what ``pil_to_tensor`` returns)."""
+    if target.ndim != 4 or len(samples) != target.shape[0] or not target.numel():
+        return None
+    if not target.is_contiguous():
+        return None
+    shape, dtype = target.shape[1:], target.dtype
+    channels, _, width = shape
+    channels_last = not samples[0].is_contiguous()
+    for sample in samples:
+        if (
+            type(sample) is not Tensor
+            or sample.shape != shape
+            or sample.dtype != dtype
+            or sample.device.type != "cpu"
+            or sample.requires_grad
+            or sample.is_neg()
+            or sample.is_conj()
+        ):
+            return None
+        if channels_last:
+            if sample.stride() != (1, width * channels, channels):
+                return None
+        elif not sample.is_contiguous():
+            return None
+    addresses = np.array([sample.data_ptr() for sample in samples], dtype=np.int64)
+    return addresses, channels_last
+
+
+def mixup_gather(samples: list[Tensor], target: Tensor, index: Tensor, lam: float | Tensor) -> bool:
+    """``target[i] = λ_i · samples[i] + (1 − λ_i) · samples[index[i]]``, as :func:`mixup`,
+    ``target`` being a fresh contiguous ``(B, C, H, W)`` batch."""
+    loops = _usable(target, target)
+    weight_type = _MIXUP_WEIGHTS.get(target.dtype)
+    if loops is None or weight_type is None:
+        return False
+    found = _addresses(samples, target)
+    batch = target.shape[0]
+    partners = _index_array(index, batch)
+    if found is None or partners is None:
+        return False
+    rounding = target.dtype == torch.uint8
+    weights = _mixup_weights(lam, batch, weight_type, rounding)
+    if weights is None:
+        return False
+    addresses, channels_last = found
+    dst = target.numpy()
+    return _run(loops, "mixup_gather", addresses, dst, partners, *weights, rounding, channels_last)
+
+
+def cutmix_gather(
+    samples: list[Tensor],
+    target: Tensor,
+    index: Tensor,
+    boxes: tuple[int, int, int, int] | Tensor,
+) -> bool:
+    """``target[i]`` = ``samples[i]`` with its box from ``samples[index[i]]``: the stack of the
+    samples, then :func:`copy_boxes`; ``target`` as in :func:`mixup_gather`.
+
+    Only for channels-last samples: contiguous ones are stacked as fast by ``torch.stack``'s
+    copy, after which :func:`copy_boxes` moves the boxes alone.
+    """
+    loops = _usable(target, target)
+    if loops is None:
+        return False
+    found, dst = _addresses(samples, target), _pixel_blocks(target)
+    batch, (height, width) = target.shape[0], target.shape[-2:]
+    partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
+    if found is None or not found[1] or dst is None or partners is None or box_array is None:
+        return False
+    return _run(loops, "cutmix_gather", found[0], dst, partners, box_array)
+
+
+def stack_gather(samples: list[Tensor], target: Tensor) -> bool:
+    """``torch.stack(samples, out=target)`` for channels-last samples, which PyTorch copies
+    several times slower; ``target`` as in :func:`mixup_gather`."""
+    batch = len(samples)
+    return cutmix_gather(samples, target, torch.arange(batch), (0, 0, 0, 0))
+
+
 _warm = False
 
 
@@ -219,3 +313,10 @@ def warm_up() -> None:
         mixup(images, torch.empty_like(images), index, 0.5)
         copy_boxes(images, images, index, (0, 0, 1, 1))
         fill_boxes(images, (0, 0, 1, 1), 0.0)
+        for samples in (
+            list(images),
+            [s.permute(2, 0, 1) for s in torch.zeros(2, 2, 2, 3, dtype=dtype)],
+        ):
+            batch = torch.empty((2, *samples[0].shape), dtype=dtype)
+            mixup_gather(samples, batch, index, 0.5)
+            cutmix_gather(samples, batch, index, (0, 0, 1, 1))

@@ -6,20 +6,36 @@ These loops do the same arithmetic in one pass. Only :mod:`batchmix.functional` 
 checking shapes, dtypes, layouts, indices and boxes: nothing here checks bounds.
 
 Arrays are NumPy views of the tensors' memory. Box loops work on any dtype through the
-unsigned or signed integer type of the same size, since they only move bits.
+unsigned or signed integer type of the same size, since they only move bits. The ``*_gather``
+loops build a batch from separate sample tensors (given by address, all of one shape and dtype,
+which the caller keeps alive), as :class:`batchmix.MixCollate` does instead of stacking them
+first; they also turn channels-last samples (``(C, H, W)`` views of ``(H, W, C)`` images, as
+``pil_to_tensor`` returns them) into the ``(B, C, H, W)`` batch.
 """
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
-from numba.core.errors import NumbaError
+from typing import Any
 
-__all__ = ["NumbaError", "copy_boxes", "fill_boxes", "mixup"]
+import numpy as np
+from numba import njit, types
+from numba.core.errors import NumbaError
+from numba.extending import intrinsic
+from numba.np import numpy_support
+
+__all__ = ["NumbaError", "copy_boxes", "cutmix_gather", "fill_boxes", "mixup", "mixup_gather"]
 
 # Adding 1.5 * 2**23 to a float32 in [0, 2**22) leaves its value rounded to an integer (ties to
 # even, as torch.round) in the low bits of the mantissa: the low byte is the uint8 level.
 _ROUNDER = np.float32(12582912.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix_one(a, b, wa, wb, rounding):  # type: ignore[no-untyped-def]
+    """One pixel of _mix_row."""
+    if rounding:
+        return np.int32(np.float32(a) * wa + np.float32(b) * wb + _ROUNDER) & 255
+    return a * wa + b * wb
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -33,6 +49,21 @@ def _mix_row(a, b, out, wa, wb, rounding):  # type: ignore[no-untyped-def]
     else:
         for k in range(out.shape[0]):
             out[k] = a[k] * wa + b[k] * wb
+
+
+def _pointer_typing(typingctx, address, like):  # type: ignore[no-untyped-def]
+    """``_pointer(address, like)``: the integer ``address`` as a pointer to elements of
+    ``like``'s dtype."""
+    signature = types.CPointer(like.dtype)(address, like)  # type: ignore[no-untyped-call]
+
+    def codegen(context, builder, sig, args):  # type: ignore[no-untyped-def]
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+    return signature, codegen
+
+
+_pointer: Any = intrinsic(_pointer_typing)
+carray: Any = numpy_support.carray  # an array over memory at a pointer (typed loosely here)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -98,6 +129,82 @@ def mixup(src, dst, index, wa, wb, inplace, block, rounding):  # type: ignore[no
                 wb[i],
                 rounding,
             )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_copy(a, dst, i, y, x1, x2):  # type: ignore[no-untyped-def]
+    """``dst[i, :, y, x1:x2]`` = pixels ``x1:x2`` of the channels-last row ``a``. Three
+    channels get a loop of their own, which the compiler vectorises (loops over slices that
+    start at 0 vectorise; loops from ``x1`` did not)."""
+    channels = dst.shape[1]
+    a = a[x1 * channels : x2 * channels]
+    if channels == 3:
+        r0, r1, r2 = dst[i, 0, y, x1:x2], dst[i, 1, y, x1:x2], dst[i, 2, y, x1:x2]
+        for x in range(r0.shape[0]):
+            r0[x] = a[3 * x]
+            r1[x] = a[3 * x + 1]
+            r2[x] = a[3 * x + 2]
+        return
+    for c in range(channels):
+        row = dst[i, c, y, x1:x2]
+        for x in range(row.shape[0]):
+            row[x] = a[x * channels + c]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unpack_mix(a, b, dst, i, y, wa, wb, rounding):  # type: ignore[no-untyped-def]
+    """``dst[i, :, y]`` = the mix (see _mix_row) of the channels-last rows ``a`` and ``b``."""
+    channels = dst.shape[1]
+    if channels == 3:
+        r0, r1, r2 = dst[i, 0, y], dst[i, 1, y], dst[i, 2, y]
+        for x in range(dst.shape[3]):
+            r0[x] = _mix_one(a[3 * x], b[3 * x], wa, wb, rounding)
+            r1[x] = _mix_one(a[3 * x + 1], b[3 * x + 1], wa, wb, rounding)
+            r2[x] = _mix_one(a[3 * x + 2], b[3 * x + 2], wa, wb, rounding)
+        return
+    for c in range(channels):
+        row = dst[i, c, y]
+        for x in range(dst.shape[3]):
+            k = x * channels + c
+            row[x] = _mix_one(a[k], b[k], wa, wb, rounding)
+
+
+@njit(cache=True, nogil=True)
+def mixup_gather(addresses, dst, index, wa, wb, rounding, channels_last):  # type: ignore[no-untyped-def]
+    """``dst[i] = wa[i] · sample[i] + wb[i] · sample[index[i]]`` (see _mix_row), where
+    ``sample[j]`` is the ``(C, H, W)`` image at ``addresses[j]``, stored as ``(H, W, C)`` with
+    ``channels_last``, and ``dst`` is ``(B, C, H, W)``."""
+    n, channels, height, width = dst.shape
+    for i in range(n):
+        if channels_last:
+            own = carray(_pointer(addresses[i], dst), (height, width * channels))
+            partner = carray(_pointer(addresses[index[i]], dst), (height, width * channels))
+            for y in range(height):
+                _unpack_mix(own[y], partner[y], dst, i, y, wa[i], wb[i], rounding)
+        else:
+            size = channels * height * width
+            own = carray(_pointer(addresses[i], dst), (size,))
+            partner = carray(_pointer(addresses[index[i]], dst), (size,))
+            _mix_row(own, partner, dst[i].ravel(), wa[i], wb[i], rounding)
+
+
+@njit(cache=True, nogil=True)
+def cutmix_gather(addresses, dst, index, boxes):  # type: ignore[no-untyped-def]
+    """``dst[i]`` = sample ``i`` with box ``i`` taken from sample ``index[i]``, where the
+    samples are ``(C, H, W)`` images stored as ``(H, W, C)`` at ``addresses`` and ``dst`` is
+    ``(B, C, H, W)``. Each pixel is written once; empty boxes just stack the samples."""
+    n, channels, height, width = dst.shape
+    for i in range(n):
+        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        own = carray(_pointer(addresses[i], dst), (height, width * channels))
+        partner = carray(_pointer(addresses[index[i]], dst), (height, width * channels))
+        for y in range(height):
+            if y1 <= y < y2:
+                _unpack_copy(own[y], dst, i, y, 0, x1)
+                _unpack_copy(partner[y], dst, i, y, x1, x2)
+                _unpack_copy(own[y], dst, i, y, x2, width)
+            else:
+                _unpack_copy(own[y], dst, i, y, 0, width)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from torch.utils.data import default_collate
+import torch
+from torch import Tensor
+from torch.utils.data import default_collate, get_worker_info
 
 from batchmix import _fast
 
@@ -59,11 +61,69 @@ class MixCollate:
         _fast.warm_up()
 
     def __call__(self, samples: list[Any]) -> Any:
+        mixed = self._mix_samples(samples)
+        if mixed is not None:
+            return mixed
         batch = self.collate_fn(samples)
         mix = getattr(self.transform, "mix_batch", None)
         if mix is not None:
             return mix(batch, inplace=True)
         return self.transform(batch)
 
+    def _mix_samples(self, samples: list[Any]) -> Any:
+        """The common case in one pass: ``(image, label)`` samples with images of one shape,
+        ``default_collate`` and a batchmix transform. CutMix and MixUp then write the mixed
+        batch straight from the samples instead of stacking them and mixing the stack;
+        ``None`` for anything else, which takes the general path."""
+        mix = getattr(self.transform, "_mix_samples", None)
+        if mix is None or self.collate_fn is not default_collate:
+            return None
+        images = _sample_images(samples)
+        if images is None:
+            return None
+        batch = _new_batch(images)
+        if batch is None:
+            return None
+        labels = default_collate([sample[1] for sample in samples])
+        return mix(batch, labels, images)
+
     def __repr__(self) -> str:
         return f"MixCollate(transform={self.transform!r}, collate_fn={self.collate_fn!r})"
+
+
+def _sample_images(samples: list[Any]) -> list[Tensor] | None:
+    """The images of ``(image, label)`` samples (tuples or lists), when every image is a plain
+    CPU tensor of one shape and dtype (what ``default_collate`` stacks)."""
+    if not isinstance(samples, list) or not samples:
+        return None
+    images = []
+    for sample in samples:
+        if type(sample) not in (tuple, list) or len(sample) != 2 or type(sample[0]) is not Tensor:
+            return None
+        images.append(sample[0])
+    first = images[0]
+    for image in images:
+        if (
+            image.shape != first.shape
+            or image.dtype != first.dtype
+            or image.device.type != "cpu"
+            or image.requires_grad
+        ):
+            return None
+    return images
+
+
+def _new_batch(images: list[Tensor]) -> Tensor | None:
+    """An uninitialised batch for ``images``; in a DataLoader worker, in shared memory, as
+    ``default_collate`` allocates it (so that sending it to the main process copies nothing)."""
+    first = images[0]
+    shape = (len(images), *first.shape)
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=first.dtype)
+    try:
+        storage = first._typed_storage()._new_shared(  # type: ignore[no-untyped-call]
+            first.numel() * len(images), device=first.device
+        )
+        return first.new(storage).resize_(shape)
+    except (AttributeError, RuntimeError, TypeError):  # private API changed: the general path
+        return None

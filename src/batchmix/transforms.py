@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from batchmix import boxes, sampling
+from batchmix import _fast, boxes, sampling
 from batchmix import functional as F
 from batchmix.sampling import MODES, PARTNERS, Mode, Partner
 from batchmix.structures import (
@@ -113,6 +113,12 @@ def _check_generator(owner: str, generator: object) -> torch.Generator | None:
     return generator
 
 
+def _stack(samples: list[Tensor], batch: Tensor) -> None:
+    """``torch.stack(samples, out=batch)``, with the compiled loop where it applies."""
+    if not _fast.stack_gather(samples, batch):
+        torch.stack(samples, 0, out=batch)
+
+
 class _BatchTransform(nn.Module):
     """Shared machinery: argument checks, sample parsing, label rows, parameters, kernels."""
 
@@ -160,6 +166,33 @@ class _BatchTransform(nn.Module):
 
         :class:`batchmix.MixCollate` uses ``inplace=True`` on the batch it has just collated.
         """
+        return self._mix(inputs, inplace, None)
+
+    def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
+        """``mix_batch([torch.stack(samples), labels], inplace=True)`` written straight into
+        ``batch``, a fresh uninitialised tensor of the stacked shape: :class:`MixCollate`'s path.
+
+        Transforms whose :meth:`_gather_images` reads the samples themselves skip the stack;
+        the others stack first (their parameters may depend on the pixels).
+        """
+        if not self._gathers:
+            _stack(samples, batch)
+            return self._mix(([batch, labels],), True, None)
+        return self._mix(([batch, labels],), True, samples)
+
+    #: Whether :meth:`_gather_images` builds the mixed batch from the samples in one pass.
+    _gathers = False
+
+    def _gather_images(self, samples: list[Tensor], batch: Tensor, params: MixParams) -> Tensor:
+        """The mixed images written into ``batch`` from the unstacked ``samples``."""
+        _stack(samples, batch)
+        return self._mix_images(batch, params, True)
+
+    def _mix(
+        self, inputs: tuple[Any, ...], inplace: bool | None, samples: list[Tensor] | None
+    ) -> Any:
+        """:meth:`mix_batch`; with ``samples``, the first image batch is still to be built from
+        them (see :meth:`_mix_samples`)."""
         name = type(self).__name__
         parsed = parse_sample(
             name, inputs, self._labels_getter, labels_required=self._labels_required
@@ -185,12 +218,19 @@ class _BatchTransform(nn.Module):
             generator = sampling.resolve_generator(self.generator)
             params = self.make_params(batch, height, width, generator, images=parsed.images[0])
         if params is None:
+            if samples is not None:
+                _stack(samples, parsed.images[0])
             if direct and rows is not None and self.num_classes is not None:
                 rows = F.one_hot(rows, self.num_classes)
             out = parsed.rebuild(parsed.images, parsed.masks, rows)
             return boxes.replace_targets(out, targets) if targets else out
         use_inplace = self.inplace if inplace is None else inplace
-        images = [self._mix_images(image, params, use_inplace) for image in parsed.images]
+        images = [
+            self._mix_images(image, params, use_inplace)
+            if k or samples is None
+            else self._gather_images(samples, image, params)
+            for k, image in enumerate(parsed.images)
+        ]
         masks = [self._mix_masks(mask, params, use_inplace) for mask in parsed.masks]
         if direct and rows is not None and self.num_classes is not None:
             rows = F.mix_index_labels(rows, self.num_classes, params.index, params.lam)
@@ -411,6 +451,13 @@ class MixUp(_PairMixer):
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.mixup(images, params.index, params.lam, out=images if inplace else None)
 
+    _gathers = True
+
+    def _gather_images(self, samples: list[Tensor], batch: Tensor, params: MixParams) -> Tensor:
+        if _fast.mixup_gather(samples, batch, params.index, params.lam):
+            return batch
+        return super()._gather_images(samples, batch, params)
+
     def _mix_boxes(
         self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
     ) -> list[boxes.BoxTarget]:
@@ -542,6 +589,13 @@ class CutMix(_PairMixer):
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
+
+    _gathers = True
+
+    def _gather_images(self, samples: list[Tensor], batch: Tensor, params: MixParams) -> Tensor:
+        if _fast.cutmix_gather(samples, batch, params.index, params.boxes):
+            return batch
+        return super()._gather_images(samples, batch, params)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, correct_lam={self.correct_lam}, box_range={self.box_range}"
@@ -715,15 +769,30 @@ class RandomMix(nn.Module):
 
     def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
         """Like calling it, with ``inplace`` passed on to batchmix members."""
-        generator = sampling.resolve_generator(self.generator)
-        choice = int(
-            torch.multinomial(torch.tensor(self.p, dtype=torch.float64), 1, generator=generator)
-        )
-        transform = self.transforms[choice]
+        transform = self._choose()
         mix = getattr(transform, "mix_batch", None)
         if mix is not None:
             return mix(*inputs, inplace=inplace)
         return transform(*inputs)
+
+    def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
+        """:class:`MixCollate`'s path (see ``_BatchTransform._mix_samples``)."""
+        transform = self._choose()
+        mix = getattr(transform, "_mix_samples", None)
+        if mix is not None:
+            return mix(batch, labels, samples)
+        _stack(samples, batch)
+        mix = getattr(transform, "mix_batch", None)
+        if mix is not None:
+            return mix([batch, labels], inplace=True)
+        return transform([batch, labels])
+
+    def _choose(self) -> Callable[..., Any]:
+        generator = sampling.resolve_generator(self.generator)
+        choice = int(
+            torch.multinomial(torch.tensor(self.p, dtype=torch.float64), 1, generator=generator)
+        )
+        return self.transforms[choice]
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
