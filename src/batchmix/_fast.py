@@ -212,7 +212,9 @@ def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value:
     return _run(loops, "fill_boxes", dst, box_array, bits)
 
 
-def _addresses(samples: list[Tensor], target: Tensor) -> tuple[np.ndarray, bool] | None:
+def _addresses(
+    samples: list[Tensor], target: Tensor, channels_last_only: bool = False
+) -> tuple[np.ndarray, bool] | None:
     """The samples' data addresses and whether they are stored channels-last, when each is a
     plain CPU tensor shaped and typed like ``target[0]``, all stored alike: contiguous, or
     ``(C, H, W)`` views of ``(H, W, C)`` images (what ``pil_to_tensor`` returns)."""
@@ -221,23 +223,25 @@ def _addresses(samples: list[Tensor], target: Tensor) -> tuple[np.ndarray, bool]
     if not target.is_contiguous():
         return None
     shape, dtype = target.shape[1:], target.dtype
-    channels, _, width = shape
+    channels, height, width = shape
     channels_last = not samples[0].is_contiguous()
+    if channels_last:
+        strides = (1, width * channels, channels)
+    elif channels_last_only:
+        return None
+    else:
+        strides = (height * width, width, 1)
     for sample in samples:
         if (
             type(sample) is not Tensor
             or sample.shape != shape
             or sample.dtype != dtype
-            or sample.device.type != "cpu"
+            or not sample.is_cpu
             or sample.requires_grad
             or sample.is_neg()
             or sample.is_conj()
+            or (sample.stride() != strides and (channels_last or not sample.is_contiguous()))
         ):
-            return None
-        if channels_last:
-            if sample.stride() != (1, width * channels, channels):
-                return None
-        elif not sample.is_contiguous():
             return None
     addresses = np.array([sample.data_ptr() for sample in samples], dtype=np.int64)
     return addresses, channels_last
@@ -279,10 +283,10 @@ def cutmix_gather(
     loops = _usable(target, target)
     if loops is None:
         return False
-    found, dst = _addresses(samples, target), _pixel_blocks(target)
+    found, dst = _addresses(samples, target, channels_last_only=True), _pixel_blocks(target)
     batch, (height, width) = target.shape[0], target.shape[-2:]
     partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
-    if found is None or not found[1] or dst is None or partners is None or box_array is None:
+    if found is None or dst is None or partners is None or box_array is None:
         return False
     return _run(loops, "cutmix_gather", found[0], dst, partners, box_array)
 

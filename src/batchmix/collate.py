@@ -106,7 +106,7 @@ def _sample_images(samples: list[Any]) -> list[Tensor] | None:
         if (
             image.shape != first.shape
             or image.dtype != first.dtype
-            or image.device.type != "cpu"
+            or not image.is_cpu
             or image.requires_grad
         ):
             return None
