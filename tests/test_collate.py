@@ -135,8 +135,11 @@ def _sample(
     g = torch.Generator().manual_seed(i)
     image = torch.randint(0, 256, (6, 7, channels), generator=g)
     pixels = (image / 255).to(dtype) if dtype.is_floating_point else image.to(dtype)
-    channels_last = layout == "hwc" or (layout == "mixed" and i % 2 == 1)
+    channels_last = layout in ("hwc", "image") or (layout == "mixed" and i % 2 == 1)
     view = pixels.permute(2, 0, 1)
+    if layout == "image":  # what v2.ToImage() makes of a PIL image
+        view = tv_tensors.Image(view)
+        assert view.stride() == (1, 7 * channels, channels)
     target: Any = {"int": i % K, "tensor": torch.tensor(i % K), "one-hot": None}[label]
     if label == "one-hot":
         target = torch.nn.functional.one_hot(torch.tensor(i % K), K).float()
@@ -160,7 +163,7 @@ class TestMixCollateBuildsTheBatchOnce:
         mode=st.sampled_from(["batch", "sample"]),
         p=st.sampled_from([1.0, 0.5, 0.0]),
         dtype=st.sampled_from([torch.uint8, torch.float32, torch.float64]),
-        layout=st.sampled_from(["chw", "hwc", "mixed"]),
+        layout=st.sampled_from(["chw", "hwc", "mixed", "image"]),
         channels=st.sampled_from([1, 3, 4]),
         label=st.sampled_from(["int", "tensor", "one-hot"]),
         batch=st.integers(1, 6),
@@ -197,9 +200,11 @@ class TestMixCollateBuildsTheBatchOnce:
                 return done
 
             monkeypatch.setattr(_fast, name, spy)
-        samples = [_sample(i, torch.uint8, "hwc", 3, "int") for i in range(4)]
-        batchmix.MixCollate(_make(kind, 0, "sample", 1.0))(samples)
-        assert taken == [f"{kind}_gather"]
+        for layout in ("hwc", "image"):
+            samples = [_sample(i, torch.uint8, layout, 3, "int") for i in range(4)]
+            images, _ = batchmix.MixCollate(_make(kind, 0, "sample", 1.0))(samples)
+            assert type(images) is torch.Tensor
+        assert taken == [f"{kind}_gather"] * 2
 
     def test_in_a_worker_the_batch_is_in_shared_memory(
         self, monkeypatch: pytest.MonkeyPatch
@@ -243,7 +248,7 @@ class TestMixCollateBuildsTheBatchOnce:
             [(torch.rand(3, 4, 4), 1, "a"), (torch.rand(3, 4, 4), 2, "b")],
             [(torch.rand(3, 4, 4), 1), (torch.rand(3, 4, 4).double(), 2)],
         ],
-        ids=["dict", "tv_tensors", "triple", "mixed-dtypes"],
+        ids=["dict", "videos", "triple", "mixed-dtypes"],
     )
     def test_other_samples_take_the_general_path(self, samples: list[Any]) -> None:
         def run(collate_fn: Any) -> Any:
