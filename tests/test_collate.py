@@ -154,6 +154,30 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def _check(make: Any, samples: list[Any]) -> Any:
+    """MixCollate(make()) on ``samples`` gives what the general path gives, errors included,
+    and draws the same random numbers."""
+
+    def run(collate_fn: Any) -> Any:
+        torch.manual_seed(0)
+        try:
+            out = batchmix.MixCollate(make(), collate_fn=collate_fn)(samples)
+        except Exception as error:
+            out = (type(error), str(error))
+        return out, torch.rand(1)
+
+    (fused, after), (general, expected_after) = run(default_collate), run(_general)
+    assert torch.equal(after, expected_after), "the paths drew different random numbers"
+    assert type(fused) is type(general)
+    if isinstance(fused, list):
+        for a, b in zip(fused, general, strict=True):
+            assert type(a) is type(b)
+            assert _same(a, b) if isinstance(a, torch.Tensor) else a == b
+    else:
+        assert fused == general
+    return fused
+
+
 class TestMixCollateBuildsTheBatchOnce:
     """MixCollate mixes ``(image, label)`` samples while stacking them: the batch equals
     ``default_collate`` then the transform, for every transform, dtype, layout and label."""
@@ -264,6 +288,49 @@ class TestMixCollateBuildsTheBatchOnce:
             assert all(_same(fused[k], general[k]) for k in fused)
         else:
             assert _same(fused, general)
+
+    def test_what_the_one_pass_path_must_not_assume(self) -> None:
+        images = [torch.rand(3, 5, 6) for _ in range(4)]
+        one_hot = torch.nn.functional.one_hot(torch.arange(4), K).float()
+        # A labels_getter that finds the labels elsewhere than after the images.
+        flipped = [(one_hot[i], images[i]) for i in range(4)]
+        _check(lambda: batchmix.MixUp(labels_getter=lambda s: s[0]), flipped)
+        _check(lambda: batchmix.CutMix(labels_getter=lambda s: s[0]), flipped)
+
+        # Subclasses: parameters that read the pixels, and mix_batch overrides.
+        class PixelAware(batchmix.MixUp):
+            def make_params(self, *args: Any, images: Any = None) -> Any:
+                params = super().make_params(*args, images=images)
+                lam = float(images.mean().clamp(0, 1))  # type: ignore[union-attr]
+                return params and batchmix.MixParams(index=params.index, lam=lam)
+
+        class Custom(batchmix.RandomMix):
+            def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
+                return "custom"
+
+        samples = [(images[i], i) for i in range(4)]
+        _check(lambda: PixelAware(num_classes=K), samples)
+        _check(lambda: Custom([batchmix.MixUp(num_classes=K)]), samples)
+        # Strings stay a tuple; ZeroTensors (no memory behind them) are stacked by PyTorch.
+        _check(
+            lambda: batchmix.CutOut(labels_getter=None),
+            [(x, f"f{i}") for i, x in enumerate(images)],
+        )
+        zeros = [(torch._efficientzerotensor((3, 5, 6)), i) for i in range(4)]
+        _check(lambda: batchmix.MixUp(num_classes=K), zeros)
+        # Sparse and nested images fail with default_collate's errors.
+        sparse = [(x.to_sparse(), i) for i, x in enumerate(images)]
+        _check(lambda: batchmix.MixUp(num_classes=K), sparse)
+        nested = [
+            (torch.nested.nested_tensor([x, x[:, :2]], layout=torch.jagged), i)
+            for i, x in enumerate(images)
+        ]
+        _check(lambda: batchmix.CutOut(num_classes=K), nested)
+        # tv_tensors.set_return_type("TVTensor") makes default_collate return an Image.
+        pictures = [(tv_tensors.Image(x), i) for i, x in enumerate(images)]
+        with tv_tensors.set_return_type("TVTensor"):
+            fused = _check(lambda: batchmix.MixUp(num_classes=K), pictures)
+        assert type(fused[0]) is tv_tensors.Image
 
     def test_errors_are_those_of_the_general_path(self) -> None:
         for bad_label, error in [(K, ValueError), (0.5, ValueError)]:

@@ -434,6 +434,10 @@ class TestGather:
         assert refused(hwc, target=torch.empty(2, 9, 7, 3).permute(0, 3, 2, 1))
         assert refused(hwc, target=torch.empty(2, 3, 7, 9, dtype=torch.float64))
         assert refused(hwc, index=torch.tensor([1, 2]))
+        zeros = [torch._efficientzerotensor((3, 7, 9)) for _ in range(2)]  # no memory behind
+        assert refused(zeros)
+        batch = torch.rand(2, 3, 7, 9)
+        assert refused(list(batch), target=batch)  # the target is one of the samples' storage
         levels = _samples(2, 3, torch.uint8, True, 0)
         target = torch.empty(2, 3, 7, 9, dtype=torch.uint8)
         assert not _fast.mixup_gather(levels, target, torch.tensor([1, 0]), 1.5)

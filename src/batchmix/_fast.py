@@ -12,8 +12,9 @@ PyTorch path, which then applies its own rules, broadcasting and errors:
   image, fill values the dtype cannot hold.
 
 The ``*_gather`` functions write a mixed batch straight from a list of sample tensors into a
-fresh batch (:class:`batchmix.MixCollate`'s path); they take only plain contiguous CPU samples
-of the batch's shape and dtype.
+fresh batch (:class:`batchmix.MixCollate`'s path); they take only plain CPU samples of the
+batch's sample shape and dtype, stored all contiguous or all channels-last (``cutmix_gather``
+and ``stack_gather``: channels-last only), none sharing memory with the batch.
 
 Both paths give the same values; tests compare them.
 """
@@ -244,6 +245,11 @@ def _addresses(
         ):
             return None
     addresses = np.array([sample.data_ptr() for sample in samples], dtype=np.int64)
+    if not addresses.all():  # no memory behind a sample (e.g. a ZeroTensor)
+        return None
+    own = target.untyped_storage().data_ptr()
+    if any(sample.untyped_storage().data_ptr() == own for sample in samples):
+        return None  # the loops read the samples while writing the target
     return addresses, channels_last
 
 
@@ -294,8 +300,9 @@ def cutmix_gather(
 def stack_gather(samples: list[Tensor], target: Tensor) -> bool:
     """``torch.stack(samples, out=target)`` for channels-last samples, which PyTorch copies
     several times slower; ``target`` as in :func:`mixup_gather`."""
-    batch = len(samples)
-    return cutmix_gather(samples, target, torch.arange(batch), (0, 0, 0, 0))
+    if not samples or samples[0].is_contiguous():
+        return False  # torch.stack's copy is as fast for contiguous samples
+    return cutmix_gather(samples, target, torch.arange(len(samples)), (0, 0, 0, 0))
 
 
 _warm = False

@@ -24,15 +24,18 @@ class MixCollate:
     transforms draw from that worker's random stream (see :mod:`batchmix.sampling`).
 
     In the common case — ``(image, label)`` samples (tuples or lists) whose images are plain
-    CPU tensors of one shape and dtype, the default ``collate_fn`` and a batchmix transform —
-    the batch is not stacked first: CutMix and MixUp write it already mixed straight from the
-    samples (on the CPU, in one pass), into shared memory inside a worker as
-    ``default_collate`` does. The result equals ``default_collate`` followed by the transform.
-    Images stored channels-last (``(C, H, W)`` views of ``(H, W, C)`` pixels, as
-    ``pil_to_tensor`` and ``v2.ToImage`` return them from PIL images), which ``default_collate``
-    copies slowly, are stacked several times faster, so such a loader may run faster with
-    ``MixCollate`` than without it. Anything else goes through ``collate_fn`` then the
-    transform.
+    CPU tensors (or ``tv_tensors.Image``) of one shape and dtype, the default ``collate_fn``
+    and a batchmix transform — the images are not stacked by ``default_collate`` first: the
+    batch is allocated as ``default_collate`` would (in shared memory inside a worker) and
+    MixUp, and CutMix on channels-last images, write it already mixed straight from the
+    samples in one compiled pass; other transforms stack, then mix in place. Images stored
+    channels-last (``(C, H, W)`` views of ``(H, W, C)`` pixels, as ``pil_to_tensor`` and
+    ``v2.ToImage`` return them from PIL images), which ``default_collate`` copies slowly, are
+    stacked several times faster, so such a loader may run faster with ``MixCollate`` than
+    without it. The values, types and errors are those of ``collate_fn`` followed by the
+    transform (tests compare the two). Anything else (other structures, a custom
+    ``labels_getter``, subclasses of the transforms) takes that general path, or stacks
+    before calling the transform's ``mix_batch``.
 
     Workers hold a copy of the transform: to switch mixing off between epochs (``enabled``), do
     it before the epoch's iterator is created and do not use ``persistent_workers=True``.
@@ -96,7 +99,8 @@ class MixCollate:
         batch = _new_batch(images)
         if batch is None:
             return None
-        labels = default_collate([sample[1] for sample in samples])
+        # A tuple, as default_collate passes its columns on (strings stay a tuple).
+        labels = default_collate(tuple(sample[1] for sample in samples))  # type: ignore[arg-type]
         return mix(batch, labels, images)
 
     def __repr__(self) -> str:
@@ -114,18 +118,27 @@ def _sample_images(samples: list[Any]) -> list[Tensor] | None:
         if type(sample) not in (tuple, list) or len(sample) != 2:
             return None
         image = sample[0]
-        if type(image) is tv_tensors.Image:  # default_collate stacks these to a plain tensor
+        if type(image) is tv_tensors.Image:
             image = image.as_subclass(Tensor)
         elif type(image) is not Tensor:
             return None
         images.append(image)
     first = images[0]
+    if (
+        type(samples[0][0]) is tv_tensors.Image
+        and type(torch.stack([samples[0][0][:0]])) is not Tensor
+    ):
+        return None  # tv_tensors.set_return_type("TVTensor"): default_collate returns an Image
     for image in images:
         if (
             image.shape != first.shape
             or image.dtype != first.dtype
             or not image.is_cpu
             or image.requires_grad
+            or image.layout != torch.strided
+            or image.is_nested
+            or image.is_quantized
+            or image._is_zerotensor()
         ):
             return None
     return images

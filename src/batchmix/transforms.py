@@ -172,15 +172,19 @@ class _BatchTransform(nn.Module):
         """``mix_batch([torch.stack(samples), labels], inplace=True)`` written straight into
         ``batch``, a fresh uninitialised tensor of the stacked shape: :class:`MixCollate`'s path.
 
-        Transforms whose :meth:`_gather_images` reads the samples themselves skip the stack;
-        the others stack first (their parameters may depend on the pixels).
+        Only the classes that declare ``_gathers`` (CutMix, MixUp; not their subclasses, whose
+        parameters may read the pixels), with the default ``labels_getter`` (which finds the
+        labels after the images), skip the stack; every other case stacks, then calls
+        :meth:`mix_batch` (overrides included).
         """
-        if not self._gathers:
-            _stack(samples, batch)
-            return self._mix(([batch, labels],), True, None)
-        return self._mix(([batch, labels],), True, samples)
+        gathers = type(self).__dict__.get("_gathers", False)
+        if gathers and self.labels_getter == "default":
+            return self._mix(([batch, labels],), True, samples)
+        _stack(samples, batch)
+        return self.mix_batch([batch, labels], inplace=True)
 
-    #: Whether :meth:`_gather_images` builds the mixed batch from the samples in one pass.
+    #: Set by the classes whose :meth:`_gather_images` builds the mixed batch from the samples
+    #: in one pass (read from the class itself, so subclasses do not inherit it).
     _gathers = False
 
     def _gather_images(self, samples: list[Tensor], batch: Tensor, params: MixParams) -> Tensor:
@@ -777,6 +781,9 @@ class RandomMix(nn.Module):
 
     def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
         """:class:`MixCollate`'s path (see ``_BatchTransform._mix_samples``)."""
+        if type(self).mix_batch is not RandomMix.mix_batch:  # overridden: call the override
+            _stack(samples, batch)
+            return self.mix_batch([batch, labels], inplace=True)
         transform = self._choose()
         mix = getattr(transform, "_mix_samples", None)
         if mix is not None:
