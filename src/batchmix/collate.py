@@ -41,8 +41,8 @@ class MixCollate:
     it before the epoch's iterator is created and do not use ``persistent_workers=True``.
 
     Constructing it loads batchmix's compiled CPU loops for uint8 and float32 batches (about
-    0.6 s once per process, longer the very first time, when they are compiled), so that
-    workers forked later start with them.
+    0.8 s once per process; about 17 s the very first time in an environment, when they are
+    compiled and cached), so that workers forked later start with them.
 
     Args:
         transform: a batchmix transform (or any callable taking the collated batch).
