@@ -174,9 +174,12 @@ def _mixup_weights(
 def copy_boxes(
     images: Tensor, target: Tensor, index: Tensor, boxes: tuple[int, int, int, int] | Tensor
 ) -> bool:
-    """CutMix's box copy; ``target`` is ``images`` or receives a copy of it first."""
+    """CutMix's box copy; ``target`` is ``images``, or a tensor like it that receives
+    ``images`` with the boxes pasted, in one pass."""
     loops = _usable(images, target)
-    if loops is None or images.dtype != target.dtype or not target.is_contiguous():
+    if loops is None or images.dtype != target.dtype or images.shape != target.shape:
+        return False
+    if not target.is_contiguous():
         return False
     src, dst = _pixel_blocks(images), _pixel_blocks(target)
     if src is None or dst is None:
@@ -185,19 +188,23 @@ def copy_boxes(
     partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
     if partners is None or box_array is None:
         return False
-    inplace = target is images
-    if not inplace:
-        target.copy_(images)
-    return _run(loops, "copy_boxes", src, dst, partners, box_array, inplace)
+    return _run(loops, "copy_boxes", src, dst, partners, box_array, target is images)
 
 
-def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value: float) -> bool:
-    """CutOut's fill of every sample's box with ``value``."""
-    loops = _usable(target, target)
-    if loops is None:
+def fill_boxes(
+    target: Tensor,
+    boxes: tuple[int, int, int, int] | Tensor,
+    value: float,
+    source: Tensor | None = None,
+) -> bool:
+    """CutOut's fill of every sample's box with ``value``; with a ``source`` other than
+    ``target``, ``target`` receives ``source`` with the boxes filled, in one pass."""
+    source = target if source is None else source
+    loops = _usable(source, target)
+    if loops is None or source.dtype != target.dtype or source.shape != target.shape:
         return False
-    dst = _pixel_blocks(target)
-    if dst is None:
+    src, dst = _pixel_blocks(source), _pixel_blocks(target)
+    if src is None or dst is None:
         return False
     batch, (height, width) = target.shape[0], target.shape[-2:]
     box_array = _box_array(boxes, batch, height, width)
@@ -210,7 +217,9 @@ def fill_boxes(target: Tensor, boxes: tuple[int, int, int, int] | Tensor, value:
     if fill.is_floating_point() and math.isfinite(value) and not bool(fill.isfinite()):
         return False  # overflows the dtype: the PyTorch path decides (it may raise)
     bits = fill.view(_INT_OF_SIZE[target.element_size()]).item()
-    return _run(loops, "fill_boxes", dst, box_array, bits)
+    if source is target:
+        return _run(loops, "fill_boxes", dst, box_array, bits)
+    return _run(loops, "copy_fill_boxes", src, dst, box_array, bits)
 
 
 def _addresses(
@@ -324,6 +333,7 @@ def warm_up() -> None:
         mixup(images, torch.empty_like(images), index, 0.5)
         copy_boxes(images, images, index, (0, 0, 1, 1))
         fill_boxes(images, (0, 0, 1, 1), 0.0)
+        fill_boxes(torch.empty_like(images), (0, 0, 1, 1), 0.0, source=images)
         for samples in (
             list(images),
             [s.permute(2, 0, 1) for s in torch.zeros(2, 2, 2, 3, dtype=dtype)],

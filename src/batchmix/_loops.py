@@ -23,7 +23,15 @@ from numba.core.errors import NumbaError
 from numba.extending import intrinsic
 from numba.np import numpy_support
 
-__all__ = ["NumbaError", "copy_boxes", "cutmix_gather", "fill_boxes", "mixup", "mixup_gather"]
+__all__ = [
+    "NumbaError",
+    "copy_boxes",
+    "copy_fill_boxes",
+    "cutmix_gather",
+    "fill_boxes",
+    "mixup",
+    "mixup_gather",
+]
 
 # Adding 1.5 * 2**23 to a float32 in [0, 2**22) leaves its value rounded to an integer (ties to
 # even, as torch.round) in the low bits of the mantissa: the low byte is the uint8 level.
@@ -214,9 +222,39 @@ def _copy_box(src, j, dst, i, x1, y1, x2, y2):  # type: ignore[no-untyped-def]
             _copy_row(src[j, c, y, x1:x2], dst[i, c, y, x1:x2])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _copy_around_boxes(src, dst, index, boxes, from_partner, value):  # type: ignore[no-untyped-def]
+    """``dst[i] = src[i]`` except box ``i``, which is ``src[index[i]]``'s (``from_partner``)
+    or ``value``: every element of ``dst`` is written once. Along each flattened sample, the
+    stretch between two box rows (the end of one row and the start of the next, or of the next
+    channel) is one run, copied by one loop."""
+    n, channels, height, width = src.shape
+    flat_src, flat_dst = src.reshape(n, -1), dst.reshape(n, -1)
+    size = flat_src.shape[1]
+    for i in range(n):
+        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        own, partner, out = flat_src[i], flat_src[index[i]], flat_dst[i]
+        start = 0  # where the next run of own pixels starts
+        if x1 < x2:
+            for c in range(channels):
+                for y in range(y1, y2):
+                    left = (c * height + y) * width + x1
+                    right = left + x2 - x1
+                    _copy_row(own[start:left], out[start:left])
+                    box = out[left:right]
+                    if from_partner:
+                        _copy_row(partner[left:right], box)
+                    else:
+                        for k in range(box.shape[0]):
+                            box[k] = value
+                    start = right
+        _copy_row(own[start:size], out[start:size])
+
+
 @njit(cache=True, nogil=True)
 def copy_boxes(src, dst, index, boxes, inplace):  # type: ignore[no-untyped-def]
-    """``dst[i, :, y1:y2, x1:x2] = src[index[i], :, y1:y2, x1:x2]`` with box ``i``.
+    """``dst[i, :, y1:y2, x1:x2] = src[index[i], :, y1:y2, x1:x2]`` with box ``i``; out of
+    place, the rest of ``dst[i]`` is ``src[i]`` (written in the same pass).
 
     Arrays are ``(B, C, H, W)``. In place, a permutation is followed cycle by cycle so that
     each box is read before it is overwritten and only one box per cycle is set aside; any
@@ -224,9 +262,7 @@ def copy_boxes(src, dst, index, boxes, inplace):  # type: ignore[no-untyped-def]
     """
     n = src.shape[0]
     if not inplace:
-        for i in range(n):
-            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
-            _copy_box(src, index[i], dst, i, x1, y1, x2, y2)
+        _copy_around_boxes(src, dst, index, boxes, True, 0)
         return
     channels, height, width = src.shape[1], src.shape[2], src.shape[3]
     if not _is_permutation(index):
@@ -257,6 +293,12 @@ def copy_boxes(src, dst, index, boxes, inplace):  # type: ignore[no-untyped-def]
         x1, y1, x2, y2 = boxes[last, 0], boxes[last, 1], boxes[last, 2], boxes[last, 3]
         _copy_box(saved, 0, src, last, x1, y1, x2, y2)
         done[last] = True
+
+
+@njit(cache=True, nogil=True)
+def copy_fill_boxes(src, dst, boxes, value):  # type: ignore[no-untyped-def]
+    """``dst = src`` with box ``i`` of every sample set to ``value``, in one pass."""
+    _copy_around_boxes(src, dst, np.arange(src.shape[0]), boxes, False, value)
 
 
 @njit(cache=True, nogil=True)

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import default_collate, get_worker_info
 from torchvision import tv_tensors
 
-from batchmix import _fast
+from batchmix import _fast, _memory
 
 __all__ = ["MixCollate"]
 
@@ -150,7 +150,7 @@ def _new_batch(images: list[Tensor]) -> Tensor | None:
     first = images[0]
     shape = (len(images), *first.shape)
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=first.dtype)
+        return _memory.empty(shape, first.dtype)
     try:
         storage = first._typed_storage()._new_shared(  # type: ignore[no-untyped-call]
             first.numel() * len(images), device=first.device

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from batchmix import _fast
+from batchmix import _fast, _memory
 
 __all__ = [
     "Box",
@@ -65,7 +65,7 @@ def _chunks(batch_size: int, sample_numel: int) -> list[tuple[int, int]]:
 
 def _prepare_out(images: Tensor, out: Tensor | None) -> Tensor:
     if out is None:
-        return torch.empty_like(images)
+        return _memory.empty_like(images)
     if out.shape != images.shape or out.dtype != images.dtype or out.device != images.device:
         raise ValueError(
             f"out must match images in shape, dtype and device: expected {tuple(images.shape)} "
@@ -357,10 +357,10 @@ def cutout(
                 [1., 0., 0.]])
     """
     target = images if out is images else _prepare_out(images, out)
+    if _fast.fill_boxes(target, boxes, value, source=images):
+        return target
     if target is not images:
         target.copy_(images)
-    if _fast.fill_boxes(target, boxes, value):
-        return target
     if isinstance(boxes, tuple):
         x1, y1, x2, y2 = boxes
         target[..., y1:y2, x1:x2] = value
