@@ -188,6 +188,56 @@ class TestBoxes:
             assert torch.equal(compiled, eager)
 
 
+class TestIndexRows:
+    @given(
+        batch=st.integers(0, 12),
+        classes=st.integers(1, 6),
+        per_sample=st.booleans(),
+        dtype=st.sampled_from([torch.float32, torch.float64]),
+        seed=st.integers(0, 2**16),
+    )
+    def test_equals_pytorch_path(
+        self, batch: int, classes: int, per_sample: bool, dtype: torch.dtype, seed: int
+    ) -> None:
+        g = torch.Generator().manual_seed(seed)
+        labels = torch.randint(0, classes, (batch,), generator=g)  # partners often agree
+        index = torch.randint(0, max(batch, 1), (batch,), generator=g)
+        lam = torch.rand(batch, dtype=torch.float64, generator=g) if per_sample else 0.3
+        assert _fast.index_rows(labels, classes, index, lam, dtype) is not None
+        compiled, eager = _both(lambda: F.mix_index_labels(labels, classes, index, lam, dtype))
+        assert compiled.dtype == eager.dtype == dtype
+        assert torch.equal(compiled, eager)
+
+    def test_labels_the_loops_do_not_take(self) -> None:
+        index = torch.tensor([1, 2, 0])
+        for labels in (torch.tensor([0, 5, 1]), torch.tensor([0, -1, 1])):
+            assert _fast.index_rows(labels, 5, index, 0.5, torch.float32) is None
+            with pytest.raises(RuntimeError, match="index"):
+                F.mix_index_labels(labels, 5, index, 0.5)
+        assert (
+            _fast.index_rows(
+                torch.tensor([0, 1, 2]), 5, torch.tensor([1, 3, 0]), 0.5, torch.float32
+            )
+            is None
+        )
+        labels = torch.tensor([0, 4, 1])
+        for args in (
+            (labels.int(), 5, index, 0.5, torch.float32),
+            (labels, 5, index, 0.5, torch.float16),
+            (
+                labels,
+                5,
+                index,
+                torch.rand(3, dtype=torch.float64, requires_grad=True),
+                torch.float32,
+            ),
+            (labels, 5, index.int(), 0.5, torch.float32),
+        ):
+            assert _fast.index_rows(*args) is None  # type: ignore[arg-type]
+            compiled, eager = _both(lambda args=args: F.mix_index_labels(*args).detach())
+            assert torch.equal(compiled, eager)
+
+
 @pytest.mark.parametrize("shape", [(0, 3, 8, 8), (2, 3, 0, 8), (2, 0, 8, 8), (2, 3, 8, 0)])
 def test_empty_batches_pass_through(shape: tuple[int, ...]) -> None:
     images = torch.rand(shape)
@@ -455,7 +505,8 @@ def test_mix_collate_loads_the_loops_before_workers_fork() -> None:
 import json, batchmix
 from batchmix import _loops
 def loaded():
-    names = ("mixup", "copy_boxes", "fill_boxes", "mixup_gather", "cutmix_gather")
+    names = ("mixup", "copy_boxes", "fill_boxes", "copy_fill_boxes", "mixup_gather",
+             "cutmix_gather", "index_rows", "index_inside", "boxes_inside")
     return {n: [str(s) for s in getattr(_loops, n).signatures] for n in names}
 before = loaded()
 batchmix.MixCollate(batchmix.MixUp(num_classes=3))
@@ -472,6 +523,8 @@ print(json.dumps([before, loaded()]))
     assert any("uint8" in s for s in after["copy_boxes"]) and any(
         "int32" in s for s in after["copy_boxes"]
     )
-    assert len(after["fill_boxes"]) >= 2
+    assert len(after["fill_boxes"]) >= 2 and len(after["copy_fill_boxes"]) >= 2
+    assert any("float32" in s for s in after["index_rows"])
+    assert after["index_inside"] and after["boxes_inside"]
     for name in ("mixup_gather", "cutmix_gather"):
         assert any("uint8" in s for s in after[name]) and len(after[name]) >= 2

@@ -34,6 +34,8 @@ ENABLED = os.environ.get("BATCHMIX_NUMBA", "1") != "0"
 _INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 # Image dtype -> dtype of MixUp's weights: uint8 pixels are mixed in float32.
 _MIXUP_WEIGHTS = {torch.uint8: np.float32, torch.float32: np.float32, torch.float64: np.float64}
+# Label dtype -> dtype of the weights added to the rows.
+_ROW_WEIGHTS = {torch.float32: np.float32, torch.float64: np.float64}
 # In-place MixUp with an index that is not a permutation works through a scratch of about this
 # many elements (column blocks of every row), small enough to stay in cache.
 SCRATCH_ELEMENTS = 1 << 19
@@ -81,17 +83,19 @@ def _run(loops: ModuleType, name: str, *args: object) -> bool:
     return True
 
 
-def _index_array(index: Tensor, batch: int) -> np.ndarray | None:
+def _index_array(loops: ModuleType, index: Tensor, batch: int) -> np.ndarray | None:
     if index.shape != (batch,) or index.dtype != torch.long:
         return None
     array = index.cpu().contiguous().numpy()
-    if batch and (int(array.min()) < 0 or int(array.max()) >= batch):
-        return None
-    return array
+    return array if loops.index_inside(array, batch) else None
 
 
 def _box_array(
-    boxes: tuple[int, int, int, int] | Tensor, batch: int, height: int, width: int
+    loops: ModuleType,
+    boxes: tuple[int, int, int, int] | Tensor,
+    batch: int,
+    height: int,
+    width: int,
 ) -> np.ndarray | None:
     """The boxes as ``(B, 4)`` int64, or ``None`` unless they are integers inside the image."""
     if isinstance(boxes, Tensor):
@@ -99,14 +103,15 @@ def _box_array(
         if boxes.shape != (batch, 4) or not integer or boxes.dtype == torch.bool:
             return None
         array = boxes.to(device="cpu", dtype=torch.long).contiguous().numpy()
-    else:
-        exact = isinstance(boxes, tuple) and len(boxes) == 4
-        if not exact or not all(type(v) is int and 0 <= v <= max(height, width) for v in boxes):
-            return None
-        array = np.tile(np.asarray(boxes, dtype=np.int64), (batch, 1))
-    x1, y1, x2, y2 = array[:, 0], array[:, 1], array[:, 2], array[:, 3]
-    valid = (x1 >= 0) & (x1 <= x2) & (x2 <= width) & (y1 >= 0) & (y1 <= y2) & (y2 <= height)
-    return array if bool(valid.all()) else None
+        return array if loops.boxes_inside(array, height, width) else None
+    if not (isinstance(boxes, tuple) and len(boxes) == 4 and all(type(v) is int for v in boxes)):
+        return None
+    x1, y1, x2, y2 = boxes
+    if not (0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height):
+        return None
+    array = np.empty((batch, 4), dtype=np.int64)
+    array[:] = boxes
+    return array
 
 
 def _pixel_blocks(images: Tensor) -> np.ndarray | None:
@@ -144,7 +149,7 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     if loops is None or weight_type is None or images.stride() != target.stride():
         return False
     batch = images.shape[0]
-    src, dst, partners = _rows(images), _rows(target), _index_array(index, batch)
+    src, dst, partners = _rows(images), _rows(target), _index_array(loops, index, batch)
     if src is None or dst is None or partners is None or batch == 0:
         return False
     rounding = images.dtype == torch.uint8
@@ -154,6 +159,30 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     block = min(1 << 14, max(64, SCRATCH_ELEMENTS // batch))
     inplace = target is images
     return _run(loops, "mixup", src, dst, partners, *weights, inplace, block, rounding)
+
+
+def index_rows(
+    labels: Tensor, num_classes: int, index: Tensor, lam: float | Tensor, dtype: torch.dtype
+) -> Tensor | None:
+    """:func:`batchmix.functional.mix_index_labels` for int64 CPU labels: ``(B, K)`` rows
+    written in one pass; ``None`` for the PyTorch path (which also raises on bad labels)."""
+    weight_type = _ROW_WEIGHTS.get(dtype)
+    if weight_type is None or labels.ndim != 1 or labels.dtype != torch.long:
+        return None
+    loops = _usable(labels, labels)
+    batch = labels.shape[0]
+    if loops is None or index.shape != (batch,) or index.dtype != torch.long or not index.is_cpu:
+        return None
+    weights = _mixup_weights(lam, batch, weight_type, False)
+    if weights is None:
+        return None
+    rows = torch.zeros((batch, num_classes), dtype=dtype)
+    own, partners = labels.contiguous().numpy(), index.contiguous().numpy()
+    try:
+        written = loops.index_rows(own, partners, *weights, rows.numpy())
+    except loops.NumbaError:
+        return None
+    return rows if written else None
 
 
 def _mixup_weights(
@@ -181,14 +210,38 @@ def copy_boxes(
         return False
     if not target.is_contiguous():
         return False
-    src, dst = _pixel_blocks(images), _pixel_blocks(target)
+    src = _pixel_blocks(images)
+    dst = src if target is images else _pixel_blocks(target)
     if src is None or dst is None:
         return False
     batch, (height, width) = images.shape[0], images.shape[-2:]
-    partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
+    partners = _index_array(loops, index, batch)
+    box_array = _box_array(loops, boxes, batch, height, width)
     if partners is None or box_array is None:
         return False
     return _run(loops, "copy_boxes", src, dst, partners, box_array, target is images)
+
+
+# (type, repr) of a fill value and dtype -> its bits in the integer type of the dtype's size.
+_FILL_BITS: dict[tuple[type, str, torch.dtype], int | None] = {}
+
+
+def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
+    """``value`` cast to ``dtype`` as the PyTorch path casts it, as the bits the loops write;
+    ``None`` when the PyTorch path must decide (out of range, or overflowing to infinity)."""
+    key = (type(value), repr(value), dtype)  # repr tells -0.0 from 0.0
+    if key in _FILL_BITS:
+        return _FILL_BITS[key]
+    try:
+        fill = torch.full((), value, dtype=dtype)
+    except RuntimeError:  # a value out of the dtype's range: the PyTorch path raises
+        bits = None
+    else:
+        overflow = fill.is_floating_point() and math.isfinite(value) and not bool(fill.isfinite())
+        bits = None if overflow else int(fill.view(_INT_OF_SIZE[fill.element_size()]).item())
+    if len(_FILL_BITS) < 256:
+        _FILL_BITS[key] = bits
+    return bits
 
 
 def fill_boxes(
@@ -203,20 +256,17 @@ def fill_boxes(
     loops = _usable(source, target)
     if loops is None or source.dtype != target.dtype or source.shape != target.shape:
         return False
-    src, dst = _pixel_blocks(source), _pixel_blocks(target)
+    src = _pixel_blocks(source)
+    dst = src if target is source else _pixel_blocks(target)
     if src is None or dst is None:
         return False
     batch, (height, width) = target.shape[0], target.shape[-2:]
-    box_array = _box_array(boxes, batch, height, width)
+    box_array = _box_array(loops, boxes, batch, height, width)
     if box_array is None:
         return False
-    try:
-        fill = torch.full((), value, dtype=target.dtype)
-    except RuntimeError:  # a value out of the dtype's range: the PyTorch path raises
+    bits = _fill_bits(value, target.dtype)
+    if bits is None:
         return False
-    if fill.is_floating_point() and math.isfinite(value) and not bool(fill.isfinite()):
-        return False  # overflows the dtype: the PyTorch path decides (it may raise)
-    bits = fill.view(_INT_OF_SIZE[target.element_size()]).item()
     if source is target:
         return _run(loops, "fill_boxes", dst, box_array, bits)
     return _run(loops, "copy_fill_boxes", src, dst, box_array, bits)
@@ -271,7 +321,7 @@ def mixup_gather(samples: list[Tensor], target: Tensor, index: Tensor, lam: floa
         return False
     found = _addresses(samples, target)
     batch = target.shape[0]
-    partners = _index_array(index, batch)
+    partners = _index_array(loops, index, batch)
     if found is None or partners is None:
         return False
     rounding = target.dtype == torch.uint8
@@ -300,7 +350,8 @@ def cutmix_gather(
         return False
     found, dst = _addresses(samples, target, channels_last_only=True), _pixel_blocks(target)
     batch, (height, width) = target.shape[0], target.shape[-2:]
-    partners, box_array = _index_array(index, batch), _box_array(boxes, batch, height, width)
+    partners = _index_array(loops, index, batch)
+    box_array = _box_array(loops, boxes, batch, height, width)
     if found is None or dst is None or partners is None or box_array is None:
         return False
     return _run(loops, "cutmix_gather", found[0], dst, partners, box_array)
@@ -328,10 +379,12 @@ def warm_up() -> None:
         return
     _warm = True
     index = torch.tensor([1, 0])
+    index_rows(index, 2, index, 0.5, torch.float32)
     for dtype in (torch.uint8, torch.float32):
         images = torch.zeros(2, 1, 2, 2, dtype=dtype)
         mixup(images, torch.empty_like(images), index, 0.5)
         copy_boxes(images, images, index, (0, 0, 1, 1))
+        copy_boxes(images, images, index, torch.zeros(2, 4, dtype=torch.long))
         fill_boxes(images, (0, 0, 1, 1), 0.0)
         fill_boxes(torch.empty_like(images), (0, 0, 1, 1), 0.0, source=images)
         for samples in (

@@ -25,10 +25,13 @@ from numba.np import numpy_support
 
 __all__ = [
     "NumbaError",
+    "boxes_inside",
     "copy_boxes",
     "copy_fill_boxes",
     "cutmix_gather",
     "fill_boxes",
+    "index_inside",
+    "index_rows",
     "mixup",
     "mixup_gather",
 ]
@@ -78,6 +81,40 @@ carray: Any = numpy_support.carray  # an array over memory at a pointer (typed l
 def _copy_row(a, out):  # type: ignore[no-untyped-def]
     for k in range(out.shape[0]):
         out[k] = a[k]
+
+
+@njit(cache=True, nogil=True)
+def index_inside(index, n):  # type: ignore[no-untyped-def]
+    """Whether every entry of ``index`` lies in ``[0, n)``."""
+    for k in range(index.shape[0]):  # noqa: SIM110 (a loop Numba compiles, unlike all(...))
+        if index[k] < 0 or index[k] >= n:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def boxes_inside(boxes, height, width):  # type: ignore[no-untyped-def]
+    """Whether every ``(x1, y1, x2, y2)`` row of ``boxes`` has 0 <= x1 <= x2 <= width and
+    0 <= y1 <= y2 <= height."""
+    for i in range(boxes.shape[0]):
+        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+        if not (0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height):
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def index_rows(labels, index, wa, wb, rows):  # type: ignore[no-untyped-def]
+    """Adds ``wa[i]`` at class ``labels[i]`` and then ``wb[i]`` at ``labels[index[i]]`` to
+    row ``i`` of the zeroed ``(B, K)`` ``rows``; ``False`` (nothing written) unless every
+    label is in ``[0, K)`` and every index in ``[0, B)``."""
+    n, classes = rows.shape
+    if not index_inside(labels, classes) or not index_inside(index, n):
+        return False
+    for i in range(n):
+        rows[i, labels[i]] += wa[i]
+        rows[i, labels[index[i]]] += wb[i]
+    return True
 
 
 @njit(cache=True, nogil=True)

@@ -25,7 +25,9 @@ __all__ = [
     "Mode",
     "Partner",
     "bernoulli",
+    "bernoulli_one",
     "beta",
+    "beta_one",
     "box_area_fraction",
     "cutmix_box",
     "cutmix_boxes",
@@ -80,6 +82,21 @@ def beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
     return torch.from_numpy(rng.beta(alpha, alpha, size=n))
 
 
+def beta_one(alpha: float, generator: torch.Generator | None) -> float:
+    """One value of Beta(alpha, alpha): the draws and the value of ``beta(alpha, 1, generator)``,
+    as a Python float."""
+    return float(np.random.default_rng(random_seed(generator)).beta(alpha, alpha))
+
+
+def bernoulli_one(p: float, generator: torch.Generator | None) -> bool:
+    """One apply decision: the draws and the value of ``bernoulli(p, 1, generator)``, as a bool."""
+    if p >= 1.0:
+        return True
+    if p <= 0.0:
+        return False
+    return bool(torch.rand(1, generator=generator, dtype=torch.float64).item() < p)
+
+
 def bernoulli(p: float, n: int, generator: torch.Generator | None) -> Tensor:
     """Draws ``n`` booleans that are ``True`` with probability ``p``."""
     if p >= 1.0:
@@ -96,11 +113,10 @@ def partner_index(batch_size: int, partner: Partner, generator: torch.Generator 
     (timm's ``flip(0)``), ``"random"`` with the next sample along a random cyclic order, so that no
     sample is paired with itself when B ≥ 2. A batch of one is paired with itself.
     """
-    arange = torch.arange(batch_size)
     if partner == "roll":
-        return (arange - 1) % batch_size
+        return torch.arange(batch_size).roll(1)
     if partner == "flip":
-        return arange.flip(0)
+        return torch.arange(batch_size - 1, -1, -1)
     order = torch.randperm(batch_size, generator=generator)
     index = torch.empty_like(order)
     index[order] = order.roll(-1, 0)
@@ -184,14 +200,15 @@ def cutout_boxes(
     n: int, size: int, height: int, width: int, generator: torch.Generator | None
 ) -> Tensor:
     """Squares of side ``size`` at uniform centres, clipped: ``(n, 4)`` boxes ``(x1, y1, x2, y2)``."""
-    cx = torch.randint(width, (n,), generator=generator)
-    cy = torch.randint(height, (n,), generator=generator)
-    x1 = cx - size // 2
-    y1 = cy - size // 2
-    boxes = torch.stack([x1, y1, x1 + size, y1 + size], dim=1)
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-    return boxes
+    cx = torch.randint(width, (n,), generator=generator).numpy()
+    cy = torch.randint(height, (n,), generator=generator).numpy()
+    boxes = np.empty((n, 4), dtype=np.int64)  # small arrays: NumPy's per-op cost is lower
+    x1, y1 = cx - size // 2, cy - size // 2
+    np.clip(x1, 0, width, out=boxes[:, 0])
+    np.clip(y1, 0, height, out=boxes[:, 1])
+    np.clip(x1 + size, 0, width, out=boxes[:, 2])
+    np.clip(y1 + size, 0, height, out=boxes[:, 3])
+    return torch.from_numpy(boxes)
 
 
 def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:

@@ -445,10 +445,16 @@ class MixUp(_PairMixer):
         generator: torch.Generator | None,
         images: Tensor | None = None,
     ) -> MixParams | None:
-        drawn = self._draw_lam(batch_size, generator)
-        if drawn is None:
-            return None
-        lam: float | Tensor = drawn[1] if self.mode == "sample" else float(drawn[1][0])
+        lam: float | Tensor
+        if self.mode == "batch":  # Python numbers: the same draws and values as the tensors
+            if not sampling.bernoulli_one(self.p, generator):
+                return None
+            lam = sampling.beta_one(self.alpha, generator)
+        else:
+            drawn = self._draw_lam(batch_size, generator)
+            if drawn is None:
+                return None
+            lam = drawn[1]
         index = sampling.partner_index(batch_size, self.partner, generator)
         return MixParams(index=index, lam=lam)
 
@@ -581,9 +587,9 @@ class CutMix(_PairMixer):
         self, batch_size: int, height: int, width: int, generator: torch.Generator | None
     ) -> MixParams | None:
         """Batch mode in Python numbers: the same draws and values as the tensor path."""
-        if not bool(self._draw_applied(1, generator)[0]):
+        if not sampling.bernoulli_one(self.p, generator):
             return None
-        lam = float(sampling.beta(self.alpha, 1, generator)[0])
+        lam = sampling.beta_one(self.alpha, generator)
         index = sampling.partner_index(batch_size, self.partner, generator)
         box = sampling.cutmix_box(lam, height, width, generator)
         if self.correct_lam:
@@ -671,11 +677,12 @@ class CutOut(_BatchTransform):
         generator: torch.Generator | None,
         images: Tensor | None = None,
     ) -> MixParams | None:
-        applied = self._draw_applied(batch_size, generator)
-        if not bool(applied.any()):
+        applied = None if self.p >= 1.0 else self._draw_applied(batch_size, generator)
+        if applied is not None and not bool(applied.any()):
             return None
         boxes = sampling.cutout_boxes(batch_size, self.size, height, width, generator)
-        boxes[~applied] = 0
+        if applied is not None:
+            boxes[~applied] = 0
         return MixParams(index=torch.arange(batch_size), lam=1.0, boxes=boxes)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:

@@ -1,0 +1,65 @@
+"""The draws of batchmix.sampling: scalar shortcuts equal the tensor draws, boxes and partners."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from batchmix import sampling
+
+
+def _pair(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    return torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+
+
+@given(seed=st.integers(0, 2**32), alpha=st.sampled_from([0.2, 1.0, 2.5]))
+def test_beta_one_draws_what_beta_draws(seed: int, alpha: float) -> None:
+    a, b = _pair(seed)
+    value = sampling.beta_one(alpha, a)
+    assert type(value) is float
+    assert value == float(sampling.beta(alpha, 1, b)[0])
+    assert torch.equal(a.get_state(), b.get_state())  # the same draws were consumed
+
+
+@given(seed=st.integers(0, 2**32), p=st.sampled_from([-1.0, 0.0, 0.3, 0.5, 0.99, 1.0, 2.0]))
+def test_bernoulli_one_draws_what_bernoulli_draws(seed: int, p: float) -> None:
+    a, b = _pair(seed)
+    value = sampling.bernoulli_one(p, a)
+    assert type(value) is bool
+    assert value == bool(sampling.bernoulli(p, 1, b)[0])
+    assert torch.equal(a.get_state(), b.get_state())
+
+
+@pytest.mark.parametrize("batch", [0, 1, 2, 7])
+def test_roll_and_flip_partners(batch: int) -> None:
+    arange = torch.arange(batch)
+    roll = sampling.partner_index(batch, "roll", None)
+    flip = sampling.partner_index(batch, "flip", None)
+    assert roll.dtype == flip.dtype == torch.long
+    assert torch.equal(roll, arange.roll(1, 0))  # torchvision's pairing: i with i - 1
+    assert torch.equal(flip, arange.flip(0))  # timm's pairing: i with B - 1 - i
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    n=st.integers(0, 20),
+    size=st.integers(1, 40),
+    height=st.integers(1, 33),
+    width=st.integers(1, 33),
+)
+def test_cutout_boxes_are_clipped_squares_at_uniform_centres(
+    seed: int, n: int, size: int, height: int, width: int
+) -> None:
+    a, b = _pair(seed)
+    boxes = sampling.cutout_boxes(n, size, height, width, a)
+    cx = torch.randint(width, (n,), generator=b)
+    cy = torch.randint(height, (n,), generator=b)
+    assert boxes.shape == (n, 4) and boxes.dtype == torch.long
+    x1, y1 = cx - size // 2, cy - size // 2
+    assert torch.equal(boxes[:, 0], x1.clamp(0, width))
+    assert torch.equal(boxes[:, 1], y1.clamp(0, height))
+    assert torch.equal(boxes[:, 2], (x1 + size).clamp(0, width))
+    assert torch.equal(boxes[:, 3], (y1 + size).clamp(0, height))
+    boxes[:, 0] = -1  # a tensor of its own, writable (CutOut zeroes the boxes of skipped samples)
