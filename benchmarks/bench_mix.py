@@ -80,6 +80,7 @@ import torch
 from torch import Tensor
 
 import batchmix
+from batchmix import _memory
 
 NUM_CLASSES = 1000
 # Largest number of timed calls per measurement; also the number of pinned seeds (0..15).
@@ -858,6 +859,13 @@ def machine_info(devices: Sequence[str]) -> dict[str, Any]:
         "batchmix": batchmix.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    try:  # decides whether batchmix's out-of-place outputs get huge pages (batchmix._memory)
+        thp = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+        match = re.search(r"\[(\w+)\]", thp)
+        info["transparent_hugepages"] = match.group(1) if match else thp.strip()
+    except OSError:
+        info["transparent_hugepages"] = None
+    info["batchmix_hugepages"] = _memory.ENABLED
     for name in ("torchvision", "timm", "numpy"):
         try:
             info[name] = __import__(name).__version__

@@ -16,6 +16,15 @@ def _f(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _thp(machine: dict[str, Any]) -> str:
+    """The system's transparent huge page mode and whether batchmix advised its outputs."""
+    mode = machine.get("transparent_hugepages") or "unknown"
+    advised = machine.get("batchmix_hugepages")
+    if advised is None:
+        return f"`{mode}`"
+    return f"`{mode}` (batchmix's advice {'on' if advised else 'off'})"
+
+
 def markdown(data: dict[str, Any]) -> str:
     machine = data["machine"]
     lines = [
@@ -23,7 +32,8 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"Measured with `make bench` on {machine['cpu']} ({machine['cores']} cores, shared), "
         f"torch {machine['torch']} with {machine['torch_threads']} intra-op thread(s), "
-        f'{machine["date"][:10]}. Medians of interleaved rounds; "× floor" compares with a '
+        f"{machine['date'][:10]}, transparent huge pages {_thp(machine)}. Medians of "
+        'interleaved rounds; "× floor" compares with a '
         "preallocated copy of the bytes the operation must touch (see benchmarks/README.md); "
         "the torchvision and timm columns are their time divided by batchmix's. Only ratios "
         "measured in the same run mean anything on a shared machine.",
