@@ -73,6 +73,8 @@ def parse_labels_getter(
 
 
 _UNSUPPORTED = (tv_tensors.KeyPoints,)
+# The tree spec of a pair of leaves, for tuples and lists.
+_PAIR_SPECS = {kind: tree_flatten(kind((0, 0)))[1] for kind in (tuple, list)}
 
 
 def _is_image(leaf: Any) -> bool:
@@ -141,6 +143,16 @@ def parse_sample(
     if not inputs:
         raise TypeError(f"{owner}: expected a batch, e.g. t(images, labels), got no arguments.")
     sample = inputs if len(inputs) > 1 else inputs[0]
+    if (
+        labels_getter is default_labels_getter
+        and type(sample) in _PAIR_SPECS
+        and len(sample) == 2
+        and type(sample[0]) is Tensor
+        and type(sample[1]) is Tensor
+        and sample[0] is not sample[1]
+    ):
+        # (images, labels) of plain tensors, the common call: what the general path finds.
+        return ParsedSample(sample, list(sample), _PAIR_SPECS[type(sample)], [0], [], 1, False)
     leaves, spec = tree_flatten(sample)
     _reject_unsupported(owner, leaves)
     mask_positions = [k for k, leaf in enumerate(leaves) if isinstance(leaf, tv_tensors.Mask)]

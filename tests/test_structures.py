@@ -1,0 +1,54 @@
+"""Parsing samples (batchmix.structures): the shortcut for (images, labels) pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torchvision import tv_tensors
+
+from batchmix import structures
+from batchmix.structures import default_labels_getter, parse_sample
+
+x, y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
+
+
+def _general(inputs: tuple[Any, ...], getter: Any) -> structures.ParsedSample:
+    saved = dict(structures._PAIR_SPECS)
+    structures._PAIR_SPECS.clear()
+    try:
+        return parse_sample("T", inputs, getter, labels_required=True)
+    finally:
+        structures._PAIR_SPECS.update(saved)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [(x, y), ((x, y),), ([x, y],), (x, x.clone()), (tv_tensors.Image(x), y), ([x, y, y],)],
+    ids=["args", "tuple", "list", "float-labels", "image", "triple"],
+)
+def test_pair_shortcut_finds_what_the_general_path_finds(inputs: tuple[Any, ...]) -> None:
+    fast = parse_sample("T", inputs, default_labels_getter, labels_required=True)
+    general = _general(inputs, default_labels_getter)
+    assert fast.sample is general.sample
+    assert [id(v) for v in fast.leaves] == [id(v) for v in general.leaves]
+    assert fast.spec == general.spec
+    assert (fast.image_positions, fast.mask_positions) == (
+        general.image_positions,
+        general.mask_positions,
+    )
+    assert (fast.label_position, fast.has_boxes) == (general.label_position, general.has_boxes)
+    images = [torch.zeros_like(image) for image in fast.images]
+    out, expected = fast.rebuild(images, [], torch.ones(2)), general.rebuild(images, [], y)
+    assert type(out) is type(expected) and len(out) == len(expected)
+
+
+def test_same_tensor_twice_and_custom_getters_take_the_general_path() -> None:
+    for inputs, getter in (((x, x), default_labels_getter), ((x, y), lambda s: s[1])):
+        fast = parse_sample("T", inputs, getter, labels_required=True)
+        general = _general(inputs, getter)
+        assert (fast.image_positions, fast.label_position) == (
+            general.image_positions,
+            general.label_position,
+        )
