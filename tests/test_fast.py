@@ -175,6 +175,23 @@ class TestBoxes:
             compiled, eager = _both(_run(F.cutout, images, "new", boxes, value))
             assert torch.equal(compiled, eager)
 
+    def test_fill_values_that_differ_only_in_bits(self) -> None:
+        # Fill values are cached by their exact bits: signed zeros and NaNs, and tensors whose
+        # printed values agree, must each be written as the PyTorch path writes them.
+        images = _images(2, 5, torch.float32, 3)
+        values: list[object] = [
+            float("nan"),
+            -float("nan"),
+            0.0,
+            -0.0,
+            torch.tensor(0.50002),
+            torch.tensor(0.50001),
+        ]
+        for order in (values, values[::-1]):
+            for value in order:
+                compiled, eager = _both(_run(F.cutout, images, "new", (1, 1, 4, 4), value))
+                assert torch.equal(compiled.view(torch.int32), eager.view(torch.int32)), value
+
     def test_boxes_outside_the_image_keep_slicing_rules(self) -> None:
         # Negative or too large bounds are Python slices on the PyTorch path; the loops leave
         # them to it rather than write outside the image.

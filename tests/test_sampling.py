@@ -63,3 +63,11 @@ def test_cutout_boxes_are_clipped_squares_at_uniform_centres(
     assert torch.equal(boxes[:, 2], (x1 + size).clamp(0, width))
     assert torch.equal(boxes[:, 3], (y1 + size).clamp(0, height))
     boxes[:, 0] = -1  # a tensor of its own, writable (CutOut zeroes the boxes of skipped samples)
+
+
+def test_cutout_boxes_are_drawn_on_the_cpu_whatever_the_default_device() -> None:
+    a, b = _pair(3)
+    with torch.device("meta"):
+        boxes = sampling.cutout_boxes(4, 8, 16, 16, a)
+    assert boxes.device.type == "cpu"
+    assert torch.equal(boxes, sampling.cutout_boxes(4, 8, 16, 16, b))

@@ -40,8 +40,23 @@ def test_pair_shortcut_finds_what_the_general_path_finds(inputs: tuple[Any, ...]
     )
     assert (fast.label_position, fast.has_boxes) == (general.label_position, general.has_boxes)
     images = [torch.zeros_like(image) for image in fast.images]
-    out, expected = fast.rebuild(images, [], torch.ones(2)), general.rebuild(images, [], y)
+    new_labels = torch.ones(2)
+    out, expected = fast.rebuild(images, [], new_labels), general.rebuild(images, [], new_labels)
     assert type(out) is type(expected) and len(out) == len(expected)
+    for a, b in zip(out, expected, strict=True):
+        assert type(a) is type(b) and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("inputs", [(x, y), ((x, y),), ([x, y],)], ids=["args", "tuple", "list"])
+def test_pairs_of_plain_tensors_skip_the_tree_walk(
+    inputs: tuple[Any, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def walk(tree: Any) -> Any:
+        raise AssertionError("the general path was taken")
+
+    monkeypatch.setattr(structures, "tree_flatten", walk)
+    parsed = parse_sample("T", inputs, default_labels_getter, labels_required=True)
+    assert parsed.images[0] is x and parsed.labels is y
 
 
 def test_same_tensor_twice_and_custom_getters_take_the_general_path() -> None:

@@ -748,3 +748,19 @@ class TestErrors:
 
         with pytest.raises(ValueError, match="expected a CPU generator"):
             batchmix.CutMix(generator=NotCpu())
+
+
+@pytest.mark.parametrize("cls", [batchmix.MixUp, batchmix.CutMix, batchmix.CutOut])
+def test_apply_decisions_of_subclasses_are_used(cls: type) -> None:
+    class EveryOther(cls):  # type: ignore[misc, valid-type]
+        def _draw_applied(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
+            self.calls = getattr(self, "calls", 0) + 1
+            return torch.full((count,), self.calls % 2 == 0)
+
+    kwargs = {"size": 4} if cls is batchmix.CutOut else {"num_classes": 3}
+    t = EveryOther(**kwargs)
+    images, labels = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    first, _ = t(images, labels)
+    second, _ = t(images, labels)
+    assert torch.equal(first, images)  # first decision: not applied
+    assert not torch.equal(second, images)

@@ -222,15 +222,26 @@ def copy_boxes(
     return _run(loops, "copy_boxes", src, dst, partners, box_array, target is images)
 
 
-# (type, repr) of a fill value and dtype -> its bits in the integer type of the dtype's size.
-_FILL_BITS: dict[tuple[type, str, torch.dtype], int | None] = {}
+# (type, float64 bits or int) of a fill value and dtype -> its bits in the integer type of the
+# dtype's size, or None.
+_FILL_BITS: dict[tuple[type, int, torch.dtype], int | None] = {}
 
 
 def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
     """``value`` cast to ``dtype`` as the PyTorch path casts it, as the bits the loops write;
-    ``None`` when the PyTorch path must decide (out of range, or overflowing to infinity)."""
-    key = (type(value), repr(value), dtype)  # repr tells -0.0 from 0.0
-    if key in _FILL_BITS:
+    ``None`` when the PyTorch path must decide (out of range, or overflowing to infinity).
+
+    Python floats and ints are cached by their exact bits (so -0.0, 0.0 and NaNs of either
+    sign stay apart); other values (tensors, NumPy scalars) are converted at every call.
+    """
+    kind = type(value)
+    if kind is float:
+        key: tuple[type, int, torch.dtype] | None = (kind, _float_bits(value), dtype)
+    elif kind is int:
+        key = (kind, int(value), dtype)
+    else:
+        key = None
+    if key is not None and key in _FILL_BITS:
         return _FILL_BITS[key]
     try:
         fill = torch.full((), value, dtype=dtype)
@@ -239,9 +250,13 @@ def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
     else:
         overflow = fill.is_floating_point() and math.isfinite(value) and not bool(fill.isfinite())
         bits = None if overflow else int(fill.view(_INT_OF_SIZE[fill.element_size()]).item())
-    if len(_FILL_BITS) < 256:
+    if key is not None and len(_FILL_BITS) < 256:
         _FILL_BITS[key] = bits
     return bits
+
+
+def _float_bits(value: float) -> int:
+    return int(np.float64(value).view(np.int64))
 
 
 def fill_boxes(

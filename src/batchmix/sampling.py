@@ -200,8 +200,8 @@ def cutout_boxes(
     n: int, size: int, height: int, width: int, generator: torch.Generator | None
 ) -> Tensor:
     """Squares of side ``size`` at uniform centres, clipped: ``(n, 4)`` boxes ``(x1, y1, x2, y2)``."""
-    cx = torch.randint(width, (n,), generator=generator).numpy()
-    cy = torch.randint(height, (n,), generator=generator).numpy()
+    cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
+    cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
     boxes = np.empty((n, 4), dtype=np.int64)  # small arrays: NumPy's per-op cost is lower
     x1, y1 = cx - size // 2, cy - size // 2
     np.clip(x1, 0, width, out=boxes[:, 0])

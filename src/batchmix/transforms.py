@@ -332,6 +332,17 @@ class _BatchTransform(nn.Module):
     def _draw_applied(self, count: int, generator: torch.Generator | None) -> Tensor:
         return sampling.bernoulli(self.p, count, generator)
 
+    def _draw_applied_once(self, generator: torch.Generator | None) -> bool:
+        """``bool(self._draw_applied(1, generator)[0])``, as a Python number unless a subclass
+        draws its own way."""
+        if type(self)._draw_applied is _BatchTransform._draw_applied:
+            return sampling.bernoulli_one(self.p, generator)
+        return bool(self._draw_applied(1, generator)[0])
+
+    def _always_applied(self) -> bool:
+        """Whether every sample is mixed without drawing (p >= 1 and no subclass draw)."""
+        return self.p >= 1.0 and type(self)._draw_applied is _BatchTransform._draw_applied
+
 
 class _PairMixer(_BatchTransform):
     """Base for transforms that mix each sample with a partner (MixUp, CutMix)."""
@@ -447,7 +458,7 @@ class MixUp(_PairMixer):
     ) -> MixParams | None:
         lam: float | Tensor
         if self.mode == "batch":  # Python numbers: the same draws and values as the tensors
-            if not sampling.bernoulli_one(self.p, generator):
+            if not self._draw_applied_once(generator):
                 return None
             lam = sampling.beta_one(self.alpha, generator)
         else:
@@ -587,7 +598,7 @@ class CutMix(_PairMixer):
         self, batch_size: int, height: int, width: int, generator: torch.Generator | None
     ) -> MixParams | None:
         """Batch mode in Python numbers: the same draws and values as the tensor path."""
-        if not sampling.bernoulli_one(self.p, generator):
+        if not self._draw_applied_once(generator):
             return None
         lam = sampling.beta_one(self.alpha, generator)
         index = sampling.partner_index(batch_size, self.partner, generator)
@@ -677,7 +688,7 @@ class CutOut(_BatchTransform):
         generator: torch.Generator | None,
         images: Tensor | None = None,
     ) -> MixParams | None:
-        applied = None if self.p >= 1.0 else self._draw_applied(batch_size, generator)
+        applied = None if self._always_applied() else self._draw_applied(batch_size, generator)
         if applied is not None and not bool(applied.any()):
             return None
         boxes = sampling.cutout_boxes(batch_size, self.size, height, width, generator)
