@@ -545,3 +545,10 @@ print(json.dumps([before, loaded()]))
     assert after["index_inside"] and after["boxes_inside"]
     for name in ("mixup_gather", "cutmix_gather"):
         assert any("uint8" in s for s in after[name]) and len(after[name]) >= 2
+
+
+def test_tensors_without_memory_of_their_own_take_the_pytorch_path() -> None:
+    # Under torch.vmap the kernels see batched wrappers with no storage: the loops step aside.
+    images = torch.rand(3, 4, 2, 5, 5)
+    out = torch.vmap(lambda t: F.cutout(t, (1, 1, 3, 3), 0.0))(images)
+    assert torch.equal(out, torch.stack([F.cutout(t, (1, 1, 3, 3), 0.0) for t in images]))

@@ -63,6 +63,10 @@ def _usable(images: Tensor, target: Tensor) -> ModuleType | None:
     for t in (images, target):
         if t.device.type != "cpu" or t.requires_grad or t.is_neg() or t.is_conj():
             return None
+        try:
+            t.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # no memory of its own (e.g. under vmap)
+            return None
     if target is not images and _share_memory(images, target):
         return None
     return _loops()
