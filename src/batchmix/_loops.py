@@ -2,8 +2,10 @@
 
 Eager PyTorch runs uint8 MixUp as eight passes (casts, two products, a sum, rounding, casts
 back), float MixUp in place as three, and copies or fills boxes with one tensor op per sample.
-These loops do the same arithmetic in one pass. Only :mod:`batchmix.functional` calls them, through :mod:`batchmix._fast`, after
-checking shapes, dtypes, layouts, indices and boxes: nothing here checks bounds.
+These loops do the same arithmetic in one pass. Only :mod:`batchmix.functional` calls them,
+through :mod:`batchmix._fast`, after checking shapes, dtypes, layouts, indices (``index_inside``)
+and boxes (``boxes_inside``); only ``index_rows`` checks its own indices, every other loop
+trusts its caller and checks no bounds.
 
 Arrays are NumPy views of the tensors' memory. Box loops work on any dtype through the
 unsigned or signed integer type of the same size, since they only move bits. The ``*_gather``
