@@ -165,6 +165,15 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     return _run(loops, "mixup", src, dst, partners, *weights, inplace, block, rounding)
 
 
+def indices_inside(labels: Tensor, high: int) -> bool:
+    """Whether the int64 CPU ``labels`` all lie in ``[0, high)``; ``False`` also when the loops
+    cannot tell (other dtypes or devices), for the caller to check itself."""
+    if labels.dtype != torch.long or labels.ndim != 1 or _usable(labels, labels) is None:
+        return False
+    loops = _loops()
+    return loops is not None and bool(loops.index_inside(labels.contiguous().numpy(), high))
+
+
 def index_rows(
     labels: Tensor, num_classes: int, index: Tensor, lam: float | Tensor, dtype: torch.dtype
 ) -> Tensor | None:

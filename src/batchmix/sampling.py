@@ -113,10 +113,13 @@ def partner_index(batch_size: int, partner: Partner, generator: torch.Generator 
     (timm's ``flip(0)``), ``"random"`` with the next sample along a random cyclic order, so that no
     sample is paired with itself when B ≥ 2. A batch of one is paired with itself.
     """
+    # Built with NumPy, whose per-op cost on a few hundred numbers is a fraction of torch's.
     if partner == "roll":
-        return torch.arange(batch_size).roll(1)
+        roll = np.arange(-1, batch_size - 1, dtype=np.int64)
+        roll[:1] = batch_size - 1
+        return torch.from_numpy(roll)
     if partner == "flip":
-        return torch.arange(batch_size - 1, -1, -1)
+        return torch.from_numpy(np.arange(batch_size - 1, -1, -1, dtype=np.int64))
     order = torch.randperm(batch_size, generator=generator)
     index = torch.empty_like(order)
     index[order] = order.roll(-1, 0)

@@ -305,7 +305,7 @@ class _BatchTransform(nn.Module):
                     f"{name}: expected num_classes to be set for index labels of shape "
                     f"{tuple(labels.shape)}; pass num_classes=K or (B, K) labels."
                 )
-            if labels.numel() > 0:
+            if labels.numel() > 0 and not _fast.indices_inside(labels, self.num_classes):
                 bounds = torch.aminmax(labels)
                 low, high = int(bounds.min), int(bounds.max)
                 if low < 0 or high >= self.num_classes:
