@@ -205,13 +205,16 @@ def cutout_boxes(
     """Squares of side ``size`` at uniform centres, clipped: ``(n, 4)`` boxes ``(x1, y1, x2, y2)``."""
     cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
     cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
-    boxes = np.empty((n, 4), dtype=np.int64)  # small arrays: NumPy's per-op cost is lower
-    x1, y1 = cx - size // 2, cy - size // 2
-    np.clip(x1, 0, width, out=boxes[:, 0])
-    np.clip(y1, 0, height, out=boxes[:, 1])
-    np.clip(x1 + size, 0, width, out=boxes[:, 2])
-    np.clip(y1 + size, 0, height, out=boxes[:, 3])
-    return torch.from_numpy(boxes)
+    # Small arrays: NumPy's ufuncs cost a fraction of torch's ops (and of np.clip) per call.
+    boxes = np.empty((4, n), dtype=np.int64)
+    np.subtract(cx, size // 2, out=boxes[0])
+    np.subtract(cy, size // 2, out=boxes[1])
+    np.add(boxes[0], size, out=boxes[2])
+    np.add(boxes[1], size, out=boxes[3])
+    np.maximum(boxes, 0, out=boxes)
+    np.minimum(boxes[0::2], width, out=boxes[0::2])
+    np.minimum(boxes[1::2], height, out=boxes[1::2])
+    return torch.from_numpy(boxes.T.copy())
 
 
 def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
