@@ -13,8 +13,8 @@ PyTorch path, which then applies its own rules, broadcasting and errors:
 
 The ``*_gather`` functions write a mixed batch straight from a list of sample tensors into a
 fresh batch (:class:`batchmix.MixCollate`'s path); they take only plain CPU samples of the
-batch's sample shape and dtype, stored all contiguous or all channels-last (``cutmix_gather``
-and ``stack_gather``: channels-last only), none sharing memory with the batch.
+batch's sample shape and dtype, stored all contiguous or all channels-last (``stack_gather``:
+channels-last only), none sharing memory with the batch.
 
 Both paths give the same values; tests compare them.
 """
@@ -300,9 +300,7 @@ def fill_boxes(
     return _run(loops, "copy_fill_boxes", src, dst, box_array, bits)
 
 
-def _addresses(
-    samples: list[Tensor], target: Tensor, channels_last_only: bool = False
-) -> tuple[np.ndarray, bool] | None:
+def _addresses(samples: list[Tensor], target: Tensor) -> tuple[np.ndarray, bool] | None:
     """The samples' data addresses and whether they are stored channels-last, when each is a
     plain CPU tensor shaped and typed like ``target[0]``, all stored alike: contiguous, or
     ``(C, H, W)`` views of ``(H, W, C)`` images (what ``pil_to_tensor`` returns)."""
@@ -313,12 +311,7 @@ def _addresses(
     shape, dtype = target.shape[1:], target.dtype
     channels, height, width = shape
     channels_last = not samples[0].is_contiguous()
-    if channels_last:
-        strides = (1, width * channels, channels)
-    elif channels_last_only:
-        return None
-    else:
-        strides = (height * width, width, 1)
+    strides = (1, width * channels, channels) if channels_last else (height * width, width, 1)
     for sample in samples:
         if (
             type(sample) is not Tensor
@@ -368,21 +361,18 @@ def cutmix_gather(
     boxes: tuple[int, int, int, int] | Tensor,
 ) -> bool:
     """``target[i]`` = ``samples[i]`` with its box from ``samples[index[i]]``: the stack of the
-    samples, then :func:`copy_boxes`; ``target`` as in :func:`mixup_gather`.
-
-    Only for channels-last samples: contiguous ones are stacked as fast by ``torch.stack``'s
-    copy, after which :func:`copy_boxes` moves the boxes alone.
-    """
+    samples, then :func:`copy_boxes`, in one pass; ``target`` as in :func:`mixup_gather`."""
     loops = _usable(target, target)
     if loops is None:
         return False
-    found, dst = _addresses(samples, target, channels_last_only=True), _pixel_blocks(target)
+    found, dst = _addresses(samples, target), _pixel_blocks(target)
     batch, (height, width) = target.shape[0], target.shape[-2:]
     partners = _index_array(loops, index, batch)
     box_array = _box_array(loops, boxes, batch, height, width)
     if found is None or dst is None or partners is None or box_array is None:
         return False
-    return _run(loops, "cutmix_gather", found[0], dst, partners, box_array)
+    addresses, channels_last = found
+    return _run(loops, "cutmix_gather", addresses, dst, partners, box_array, channels_last)
 
 
 def stack_gather(samples: list[Tensor], target: Tensor) -> bool:

@@ -236,11 +236,20 @@ def mixup_gather(addresses, dst, index, wa, wb, rounding, channels_last):  # typ
 
 
 @njit(cache=True, nogil=True)
-def cutmix_gather(addresses, dst, index, boxes):  # type: ignore[no-untyped-def]
+def cutmix_gather(addresses, dst, index, boxes, channels_last):  # type: ignore[no-untyped-def]
     """``dst[i]`` = sample ``i`` with box ``i`` taken from sample ``index[i]``, where the
-    samples are ``(C, H, W)`` images stored as ``(H, W, C)`` at ``addresses`` and ``dst`` is
-    ``(B, C, H, W)``. Each pixel is written once; empty boxes just stack the samples."""
+    samples are the ``(C, H, W)`` images at ``addresses``, stored as ``(H, W, C)`` with
+    ``channels_last``, and ``dst`` is ``(B, C, H, W)``. Each pixel is written once; empty
+    boxes just stack the samples."""
     n, channels, height, width = dst.shape
+    if not channels_last:
+        size = channels * height * width
+        for i in range(n):
+            own = carray(_pointer(addresses[i], dst), (size,))
+            partner = carray(_pointer(addresses[index[i]], dst), (size,))
+            box = (boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3])
+            _copy_around_box(own, partner, dst[i].ravel(), (channels, height, width), box, True, 0)
+        return
     for i in range(n):
         x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
         own = carray(_pointer(addresses[i], dst), (height, width * channels))
@@ -262,32 +271,47 @@ def _copy_box(src, j, dst, i, x1, y1, x2, y2):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _copy_around_box(own, partner, out, shape, box, from_partner, value):  # type: ignore[no-untyped-def]
+    """``out = own`` except inside ``box`` ``(x1, y1, x2, y2)``, which is ``partner``'s
+    (``from_partner``) or ``value``; the three are flat ``(C·H·W)`` samples of ``shape``
+    ``(C, H, W)``. Every element of ``out`` is written once: the stretch between two box rows
+    (the end of one row and the start of the next, or of the next channel) is one run."""
+    channels, height, width = shape
+    x1, y1, x2, y2 = box
+    start = 0  # where the next run of own pixels starts
+    if x1 < x2:
+        for c in range(channels):
+            for y in range(y1, y2):
+                left = (c * height + y) * width + x1
+                right = left + x2 - x1
+                _copy_row(own[start:left], out[start:left])
+                inside = out[left:right]
+                if from_partner:
+                    _copy_row(partner[left:right], inside)
+                else:
+                    for k in range(inside.shape[0]):
+                        inside[k] = value
+                start = right
+    _copy_row(own[start:], out[start:])
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _copy_around_boxes(src, dst, index, boxes, from_partner, value):  # type: ignore[no-untyped-def]
     """``dst[i] = src[i]`` except box ``i``, which is ``src[index[i]]``'s (``from_partner``)
-    or ``value``: every element of ``dst`` is written once. Along each flattened sample, the
-    stretch between two box rows (the end of one row and the start of the next, or of the next
-    channel) is one run, copied by one loop."""
+    or ``value`` (see _copy_around_box)."""
     n, channels, height, width = src.shape
     flat_src, flat_dst = src.reshape(n, -1), dst.reshape(n, -1)
-    size = flat_src.shape[1]
     for i in range(n):
-        x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
-        own, partner, out = flat_src[i], flat_src[index[i]], flat_dst[i]
-        start = 0  # where the next run of own pixels starts
-        if x1 < x2:
-            for c in range(channels):
-                for y in range(y1, y2):
-                    left = (c * height + y) * width + x1
-                    right = left + x2 - x1
-                    _copy_row(own[start:left], out[start:left])
-                    box = out[left:right]
-                    if from_partner:
-                        _copy_row(partner[left:right], box)
-                    else:
-                        for k in range(box.shape[0]):
-                            box[k] = value
-                    start = right
-        _copy_row(own[start:size], out[start:size])
+        box = (boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3])
+        _copy_around_box(
+            flat_src[i],
+            flat_src[index[i]],
+            flat_dst[i],
+            (channels, height, width),
+            box,
+            from_partner,
+            value,
+        )
 
 
 @njit(cache=True, nogil=True)

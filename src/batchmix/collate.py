@@ -27,8 +27,8 @@ class MixCollate:
     CPU tensors (or ``tv_tensors.Image``) of one shape and dtype, the default ``collate_fn``
     and a batchmix transform — the images are not stacked by ``default_collate`` first: the
     batch is allocated as ``default_collate`` would (in shared memory inside a worker) and
-    MixUp, and CutMix on channels-last images, write it already mixed straight from the
-    samples in one compiled pass; other transforms stack, then mix in place. Images stored
+    MixUp and CutMix write it already mixed straight from the samples in one compiled pass;
+    other transforms stack, then mix in place. Images stored
     channels-last (``(C, H, W)`` views of ``(H, W, C)`` pixels, as ``pil_to_tensor`` and
     ``v2.ToImage`` return them from PIL images), which ``default_collate`` copies slowly, are
     stacked several times faster, so such a loader may run faster with ``MixCollate`` than
