@@ -153,6 +153,33 @@ class TestBoxes:
         compiled, eager = _both(_run(F.cutout, images, target, arg, 1.0))
         assert torch.equal(compiled, eager)
 
+    @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+    @pytest.mark.parametrize("step", [-1, 0, 1])
+    def test_rows_either_side_of_the_short_row_length(self, dtype: torch.dtype, step: int) -> None:
+        # Out of place, rows shorter than _SHORT_ROW_BYTES are copied whole and then boxed;
+        # longer ones are copied around the box in one pass. Both give the PyTorch path's values,
+        # and so do the contiguous samples MixCollate gathers.
+        from batchmix import _loops
+
+        width = _loops._SHORT_ROW_BYTES // dtype.itemsize + step
+        images = _images(6, width - 1, dtype, width)
+        index = _index("any", 6, width)
+        boxes = torch.tensor(
+            [[0, 0, width, width - 1], [3, 5, width - 2, 9], [0, 0, 0, 0], [7, 7, 8, 8],
+             [1, 0, width, 1], [width - 1, 2, width, width - 1]]
+        )
+        for call in (
+            lambda: F.cutmix(images, index, boxes),
+            lambda: F.cutout(images, boxes, 3.0),
+            lambda: F.cutmix(images, index, (2, 3, width - 4, width - 6)),
+        ):
+            compiled, eager = _both(call)
+            assert torch.equal(compiled, eager)
+        target = torch.empty_like(images)
+        assert _fast.cutmix_gather(list(images), target, index, boxes)
+        _, expected = _both(lambda: F.cutmix(images, index, boxes))
+        assert torch.equal(target, expected)
+
     def test_large_images_in_place(self) -> None:
         images = _images(5, 130, torch.float32, 2)
         boxes = torch.tensor(

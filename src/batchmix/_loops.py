@@ -42,6 +42,12 @@ __all__ = [
 # even, as torch.round) in the low bits of the mantissa: the low byte is the uint8 level.
 _ROUNDER = np.float32(12582912.0)
 
+# Row length in bytes from which _copy_around_box copies around the box in one pass. Measured
+# side by side at 32-224 px: rows under 224 bytes (uint8 up to 160 px, float32 up to 48 px)
+# were 5-80% faster copied whole and then boxed; at 224 bytes (uint8, 224 px) the two ways
+# were within 6% of each other; float32 rows of 96 px and more were 2-10% faster in one pass.
+_SHORT_ROW_BYTES = 224
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _mix_one(a, b, wa, wb, rounding):  # type: ignore[no-untyped-def]
@@ -274,10 +280,27 @@ def _copy_box(src, j, dst, i, x1, y1, x2, y2):  # type: ignore[no-untyped-def]
 def _copy_around_box(own, partner, out, shape, box, from_partner, value):  # type: ignore[no-untyped-def]
     """``out = own`` except inside ``box`` ``(x1, y1, x2, y2)``, which is ``partner``'s
     (``from_partner``) or ``value``; the three are flat ``(C·H·W)`` samples of ``shape``
-    ``(C, H, W)``. Every element of ``out`` is written once: the stretch between two box rows
-    (the end of one row and the start of the next, or of the next channel) is one run."""
+    ``(C, H, W)``.
+
+    With rows of ``_SHORT_ROW_BYTES`` or more, every element of ``out`` is written once: the
+    stretch between two box rows (the end of one row and the start of the next, or of the next
+    channel) is one run. Shorter rows make those runs too short to copy fast, so the sample is
+    copied whole and the box written over it while it is still in cache."""
     channels, height, width = shape
     x1, y1, x2, y2 = box
+    if width * out.itemsize < _SHORT_ROW_BYTES:
+        _copy_row(own, out)  # whole sample, then the box over it while it is in cache
+        if x1 < x2:
+            for c in range(channels):
+                for y in range(y1, y2):
+                    left = (c * height + y) * width + x1
+                    inside = out[left : left + x2 - x1]
+                    if from_partner:
+                        _copy_row(partner[left : left + x2 - x1], inside)
+                    else:
+                        for k in range(inside.shape[0]):
+                            inside[k] = value
+        return
     start = 0  # where the next run of own pixels starts
     if x1 < x2:
         for c in range(channels):
