@@ -165,8 +165,14 @@ class TestBoxes:
         images = _images(6, width - 1, dtype, width)
         index = _index("any", 6, width)
         boxes = torch.tensor(
-            [[0, 0, width, width - 1], [3, 5, width - 2, 9], [0, 0, 0, 0], [7, 7, 8, 8],
-             [1, 0, width, 1], [width - 1, 2, width, width - 1]]
+            [
+                [0, 0, width, width - 1],
+                [3, 5, width - 2, 9],
+                [0, 0, 0, 0],
+                [7, 7, 8, 8],
+                [1, 0, width, 1],
+                [width - 1, 2, width, width - 1],
+            ]
         )
         for call in (
             lambda: F.cutmix(images, index, boxes),
