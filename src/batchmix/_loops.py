@@ -1,4 +1,4 @@
-"""Fused CPU loops compiled with Numba: each pixel is read and written once.
+"""Fused CPU loops compiled with Numba: each pixel is read and written once, or twice in cache.
 
 Eager PyTorch runs uint8 MixUp as eight passes (casts, two products, a sum, rounding, casts
 back), float MixUp in place as three, and copies or fills boxes with one tensor op per sample.
@@ -245,8 +245,9 @@ def mixup_gather(addresses, dst, index, wa, wb, rounding, channels_last):  # typ
 def cutmix_gather(addresses, dst, index, boxes, channels_last):  # type: ignore[no-untyped-def]
     """``dst[i]`` = sample ``i`` with box ``i`` taken from sample ``index[i]``, where the
     samples are the ``(C, H, W)`` images at ``addresses``, stored as ``(H, W, C)`` with
-    ``channels_last``, and ``dst`` is ``(B, C, H, W)``. Each pixel is written once; empty
-    boxes just stack the samples."""
+    ``channels_last``, and ``dst`` is ``(B, C, H, W)``. Each pixel is written once (box
+    pixels twice for contiguous samples with short rows, see _copy_around_box); empty boxes
+    just stack the samples."""
     n, channels, height, width = dst.shape
     if not channels_last:
         size = channels * height * width
