@@ -55,8 +55,13 @@ def test_pairs_of_plain_tensors_skip_the_tree_walk(
         raise AssertionError("the general path was taken")
 
     monkeypatch.setattr(structures, "tree_flatten", walk)
+    monkeypatch.setattr(structures, "tree_unflatten", walk)
     parsed = parse_sample("T", inputs, default_labels_getter, labels_required=True)
     assert parsed.images[0] is x and parsed.labels is y
+    images, labels = torch.zeros_like(x), torch.ones(2, 5)
+    out = parsed.rebuild([images], [], labels)
+    assert type(out) is type(parsed.sample) and out[0] is images and out[1] is labels
+    assert parsed.rebuild([images], [], None)[1] is y
 
 
 def test_same_tensor_twice_and_custom_getters_take_the_general_path() -> None:

@@ -109,6 +109,11 @@ class ParsedSample:
 
     def rebuild(self, images: list[Tensor], masks: list[Tensor], labels: Tensor | None) -> Any:
         """The original structure with new images, masks and labels in place of the old ones."""
+        kind = type(self.sample)
+        if kind in _PAIR_SPECS and self.spec is _PAIR_SPECS[kind] and len(images) == 1:
+            # parse_sample's shortcut for (images, labels) pairs of plain tensors: no tree walk.
+            pair = (images[0], self.leaves[1] if labels is None else labels)
+            return pair if kind is tuple else list(pair)
         leaves = list(self.leaves)
         for positions, values in ((self.image_positions, images), (self.mask_positions, masks)):
             for position, value in zip(positions, values, strict=True):
