@@ -445,8 +445,26 @@ class TestStructures:
 
     def test_several_image_batches_share_parameters(self) -> None:
         images, labels = _batch()
-        out = _seeded(batchmix.CutMix, 0)({"a": images, "b": images.clone(), "labels": labels})
-        assert torch.equal(out["a"], out["b"])
+        a, b = tv_tensors.Image(images), tv_tensors.Image(images.clone())
+        out = _seeded(batchmix.CutMix, 0)({"a": a, "b": b, "labels": labels})
+        assert torch.equal(out["a"], out["b"]) and not torch.equal(out["a"], images)
+
+    @pytest.mark.parametrize("name", sorted(TRANSFORMS))
+    def test_other_tensors_pass_through_as_in_torchvision(self, name: str) -> None:
+        # torchvision's rule: the images are the tv_tensors.Image/Video entries or, when there
+        # are none, the first plain tensor; any other tensor (sample ids, extra data) is left as
+        # it came.
+        images, labels = _batch()
+        ids, extra = torch.arange(6), torch.rand(6, 3, 8, 8)
+        t = TRANSFORMS[name](num_classes=K)
+        out = t(images, labels, ids)
+        assert out[2] is ids and out[1].shape == (6, K)
+        out = t({"image": images, "label": labels, "idx": ids, "extra": extra})
+        assert out["idx"] is ids and out["extra"] is extra
+        out = t(tv_tensors.Image(images), labels, extra)
+        assert out[2] is extra and type(out[0]) is tv_tensors.Image
+        reference = v2.CutMix(num_classes=K)(images, labels, ids)
+        assert reference[2] is ids
 
     def test_cutout_on_images_alone(self) -> None:
         images = torch.rand(3, 3, 16, 16)
@@ -727,8 +745,8 @@ class TestErrors:
         with pytest.raises(ValueError, match="share one size"):
             batchmix.CutMix(num_classes=K)(
                 {
-                    "a": torch.rand(2, 3, 4, 4),
-                    "b": torch.rand(2, 3, 5, 5),
+                    "a": tv_tensors.Image(torch.rand(2, 3, 4, 4)),
+                    "b": tv_tensors.Image(torch.rand(2, 3, 5, 5)),
                     "labels": torch.tensor([0, 1]),
                 }
             )

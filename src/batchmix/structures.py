@@ -77,10 +77,25 @@ _UNSUPPORTED = (tv_tensors.KeyPoints,)
 _PAIR_SPECS = {kind: tree_flatten(kind((0, 0)))[1] for kind in (tuple, list)}
 
 
-def _is_image(leaf: Any) -> bool:
-    if isinstance(leaf, tv_tensors.Image | tv_tensors.Video):
-        return True
-    return isinstance(leaf, Tensor) and not isinstance(leaf, tv_tensors.TVTensor)
+def _image_positions(
+    leaves: list[Any], label_position: int | None, in_targets: set[int]
+) -> list[int]:
+    """Where the image batches sit, by torchvision's rule: every ``tv_tensors.Image`` and
+    ``Video``; when there are none, the first plain tensor (other than the labels and the
+    detection targets' entries). Every other leaf passes through."""
+    candidates = [
+        k for k, leaf in enumerate(leaves) if k != label_position and id(leaf) not in in_targets
+    ]
+    explicit = [k for k in candidates if isinstance(leaves[k], tv_tensors.Image | tv_tensors.Video)]
+    if explicit:
+        return explicit
+    plain = (
+        k
+        for k in candidates
+        if isinstance(leaves[k], Tensor) and not isinstance(leaves[k], tv_tensors.TVTensor)
+    )
+    first = next(plain, None)
+    return [] if first is None else [first]
 
 
 @dataclass
@@ -190,11 +205,7 @@ def parse_sample(
                     f"{owner}: labels_getter returned a tensor that is not part of the sample."
                 )
 
-    image_positions = [
-        k
-        for k, leaf in enumerate(leaves)
-        if k != label_position and _is_image(leaf) and id(leaf) not in in_targets
-    ]
+    image_positions = _image_positions(leaves, label_position, in_targets)
     if not image_positions:
         raise ValueError(
             f"{owner}: expected at least one image tensor in the sample, got {_describe(sample)}."
