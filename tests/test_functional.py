@@ -261,3 +261,32 @@ class TestChunkedInPlace:
             result = kernel(work, index, arg, out=work)  # type: ignore[operator]
             assert result.data_ptr() == work.data_ptr()
             assert torch.equal(result, expected), (kernel.__name__, arg)
+
+
+@pytest.mark.parametrize("kernel", ["mixup", "cutmix", "cutmix-boxes", "cutout", "mask_mix"])
+def test_kernels_record_autograd_also_with_out(kernel: str) -> None:
+    # Ops with out= cannot be recorded: images requiring grad take plain ops and the result is
+    # copied into out; the values are those of the untracked call.
+    images, index = torch.rand(3, 2, 5, 6), torch.tensor([2, 0, 1])
+    calls = {
+        "mixup": lambda x, **kw: F.mixup(x, index, 0.3, **kw),
+        "cutmix": lambda x, **kw: F.cutmix(x, index, (1, 2, 4, 5), **kw),
+        "cutmix-boxes": lambda x, **kw: F.cutmix(
+            x, index, torch.tensor([[0, 0, 3, 3], [1, 1, 6, 5], [2, 0, 2, 0]]), **kw
+        ),
+        "cutout": lambda x, **kw: F.cutout(x, (1, 2, 4, 5), 0.5, **kw),
+        "mask_mix": lambda x, **kw: F.mask_mix(x, index, torch.rand(5, 6) > 0.5, **kw),
+    }
+    call = calls[kernel]
+    torch.manual_seed(0)
+    expected = call(images)
+    for out in (None, torch.empty_like(images)):
+        leaf = images.clone().requires_grad_()
+        torch.manual_seed(0)
+        mixed = call(leaf, out=out)
+        assert mixed is out or out is None
+        assert mixed.requires_grad and torch.equal(mixed.detach(), expected)
+        mixed.sum().backward()
+        assert leaf.grad is not None
+    with pytest.raises(ValueError, match="out must match images"):
+        call(images.clone().requires_grad_(), out=torch.empty(3, 2, 5, 5))

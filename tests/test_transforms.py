@@ -782,3 +782,23 @@ def test_apply_decisions_of_subclasses_are_used(cls: type) -> None:
     second, _ = t(images, labels)
     assert torch.equal(first, images)  # first decision: not applied
     assert not torch.equal(second, images)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CutMix", "MixUp", "CutOut", "ResizeMix", "FMix", "GridMix", "SaliencyMix", "Mosaic"],
+)
+@pytest.mark.parametrize("size", [8, 128])
+def test_images_that_require_grad(name: str, size: int) -> None:
+    # As with torchvision's transforms, the mix is recorded by autograd and gives the values
+    # of the same call on images that do not require grad.
+    images, labels = torch.rand(4, 3, size, size), torch.tensor([0, 1, 2, 3])
+    leaf = images.clone().requires_grad_()
+    t = getattr(batchmix, name)(num_classes=K, generator=torch.Generator().manual_seed(3))
+    expected, expected_rows = t(images, labels)
+    t.generator.manual_seed(3)
+    mixed, rows = t(leaf, labels)
+    assert mixed.requires_grad and torch.equal(mixed.detach(), expected)
+    assert torch.equal(rows, expected_rows)
+    mixed.sum().backward()
+    assert leaf.grad is not None and leaf.grad.shape == leaf.shape

@@ -74,6 +74,23 @@ def _prepare_out(images: Tensor, out: Tensor | None) -> Tensor:
     return out
 
 
+def _tracked(*tensors: object) -> bool:
+    """Whether autograd records this call; ops with ``out=`` cannot be recorded, so the
+    kernels then build the result with plain ops (same values) and copy it into ``out``."""
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def _deliver(result: Tensor, images: Tensor, out: Tensor | None) -> Tensor:
+    """``result`` itself, or copied into ``out`` (``images`` for in place), checked first."""
+    if out is None:
+        return result
+    if out is not images:
+        _prepare_out(images, out)
+    return out.copy_(result)
+
+
 def _weights(
     lam: float | Tensor, like: Tensor, dtype: torch.dtype
 ) -> tuple[float | Tensor, float | Tensor]:
@@ -178,6 +195,9 @@ def mixup(
     if not floating and images.dtype != torch.uint8:
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
     index = index.to(images.device)
+    if _tracked(images, out, lam):
+        w, w1 = _weights(lam, images, images.dtype)
+        return _deliver(images.index_select(0, index) * w1 + images * w, images, out)
     inplace = out is images
     target = images if inplace else _prepare_out(images, out)
     if _fast.mixup(images, target, index, lam):
@@ -262,6 +282,15 @@ def cutmix(
                 [0., 0., 0., 0.]])
     """
     index = index.to(images.device)
+    if _tracked(images, out):
+        partner = images.index_select(0, index)
+        if isinstance(boxes, tuple):
+            x1, y1, x2, y2 = boxes
+            mixed = images.clone()
+            mixed[..., y1:y2, x1:x2] = partner[..., y1:y2, x1:x2]
+        else:
+            mixed = torch.where(_broadcast_mask(boxes, images), partner, images)
+        return _deliver(mixed, images, out)
     inplace = out is images
     target = images if inplace else _prepare_out(images, out)
     if _fast.copy_boxes(images, target, index, boxes):
@@ -465,14 +494,15 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
                 [0., 1.]])
     """
     index = index.to(images.device)
-    target = images if out is images else _prepare_out(images, out)
     height, width = images.shape[-2:]
     if mask.ndim == 2:
         mask = mask.unsqueeze(0)
     lead = mask.shape[0]
     mask = mask.to(images.device).view((lead,) + (1,) * (images.ndim - 3) + (height, width))
-    partner = images.index_select(0, index)
-    return torch.where(mask, partner, images, out=target)
+    if _tracked(images, out):
+        return _deliver(torch.where(mask, images.index_select(0, index), images), images, out)
+    target = images if out is images else _prepare_out(images, out)
+    return torch.where(mask, images.index_select(0, index), images, out=target)
 
 
 def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:
