@@ -158,14 +158,16 @@ class TestCutMix:
             )
 
         compiled = torch.compile(step, fullgraph=True, backend="eager")
-        x = torch.rand(4, 3, 8, 8)
         index = torch.tensor([3, 0, 1, 2])
         lam = torch.rand(4, dtype=torch.float64)
         boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])
-        for got, want in zip(
-            compiled(x, index, lam, boxes), step(x, index, lam, boxes), strict=True
-        ):
-            torch.testing.assert_close(got, want)
+        levels = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+        for x in (torch.rand(4, 3, 8, 8), levels):
+            for got, want in zip(
+                compiled(x, index, lam, boxes), step(x, index, lam, boxes), strict=True
+            ):
+                assert got.dtype == want.dtype
+                torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 class TestCutOut:

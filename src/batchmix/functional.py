@@ -203,12 +203,16 @@ def mixup(
     if _fast.mixup(images, target, index, lam):
         return target
     w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
-    if floating and (_compiling() or images.device.type != "cpu"):
+    if _compiling() or images.device.type != "cpu":
         # One vectorised pass; on accelerators temporaries come from the caching allocator.
-        partner = images.index_select(0, index).mul_(w1)
-        if inplace:
-            return images.mul_(w).add_(partner)
-        return torch.add(partner, images * w, out=target)
+        if floating:
+            partner = images.index_select(0, index).mul_(w1)
+            if inplace:
+                return images.mul_(w).add_(partner)
+            return torch.add(partner, images * w, out=target)
+        # uint8: the chunked path's arithmetic (float32 products, sum, rounding) in one go.
+        partner = images.index_select(0, index).to(torch.float32).mul_(w1)
+        return target.copy_(images.to(torch.float32).mul_(w).add_(partner).round_())
     # On the CPU, chunks of rows keep temporaries small and in cache: no batch-sized temporary.
     partners = _Partners(images, index, inplace)
     longest = max((stop - start for start, stop in partners.chunks), default=0)
