@@ -226,8 +226,62 @@ class TestOtherStructures:
     def test_mismatched_per_box_entries(self) -> None:
         images, targets = _batch(2, 0)
         targets[1]["area"] = torch.ones(targets[1]["boxes"].shape[0])
-        with pytest.raises(ValueError, match="same per-box entries"):
-            batchmix.MixUp()(images, targets)
+        before = images.clone()
+        with pytest.raises(ValueError, match=r"MixUp: expected the detection entry 'area'"):
+            batchmix.MixUp(inplace=True)(images, targets)
+        assert torch.equal(images, before)  # raised before anything was mixed
+
+    def test_per_box_entries_of_other_shapes_or_dtypes(self) -> None:
+        images, targets = _batch(2, 0)
+        targets[0]["labels"] = targets[0]["labels"].float()
+        before = images.clone()
+        with pytest.raises(ValueError, match=r"CutMix: expected the per-box entry 'labels'"):
+            batchmix.CutMix(inplace=True)(images, targets)
+        assert torch.equal(images, before)
+
+    @pytest.mark.parametrize("counts", [(1, 1, 1), (1, 2, 3)])
+    @pytest.mark.parametrize("factory", [batchmix.MixUp, batchmix.CutMix, batchmix.Mosaic])
+    def test_image_ids_of_shape_one_stay_per_image(self, counts: Any, factory: Any) -> None:
+        # torchvision's detection datasets give image_id as a (1,) tensor; with one box it has
+        # the box count as first dimension, yet it names the image.
+        images = torch.rand(3, 3, SIZE, SIZE)
+        targets = [
+            {
+                "boxes": tv_tensors.BoundingBoxes(
+                    torch.tensor([[2.0, 2.0, 20.0, 20.0]] * n),
+                    format="XYXY",
+                    canvas_size=(SIZE, SIZE),
+                ),
+                "labels": torch.arange(n),
+                "image_id": torch.tensor([10 + i]),
+            }
+            for i, n in enumerate(counts)
+        ]
+        _, out = factory(generator=torch.Generator().manual_seed(0))(images, targets)
+        for i, target in enumerate(out):
+            assert torch.equal(target["image_id"], torch.tensor([10 + i]))
+            assert target["labels"].shape[0] == target["boxes"].shape[0]
+
+
+class TestMixUpBoxesNotInTheImage:
+    def test_unmixed_samples_keep_only_their_boxes(self) -> None:
+        images, targets = _batch(6, 3)
+        transform = batchmix.MixUp(mode="sample", p=0.5, generator=torch.Generator().manual_seed(1))
+        _, out = transform(images, targets)
+        params = transform.make_params(6, SIZE, SIZE, torch.Generator().manual_seed(1))
+        assert params is not None
+        unmixed = [i for i in range(6) if params.weight(i) == 1.0]
+        assert unmixed and len(unmixed) < 6  # both kinds occur with this seed
+        for i in unmixed:
+            torch.testing.assert_close(out[i]["boxes"], targets[i]["boxes"])
+            assert torch.equal(out[i]["weights"], torch.ones(targets[i]["boxes"].shape[0]))
+
+    def test_a_sample_paired_with_itself_keeps_its_boxes(self) -> None:
+        images, targets = _batch(1, 4)
+        _, out = batchmix.MixUp(generator=torch.Generator().manual_seed(0))(images, targets)
+        torch.testing.assert_close(out[0]["boxes"], targets[0]["boxes"])
+        assert torch.equal(out[0]["labels"], targets[0]["labels"])
+        assert torch.equal(out[0]["weights"], torch.ones(targets[0]["boxes"].shape[0]))
 
 
 class TestGeometry:

@@ -2,11 +2,13 @@
 
 A batch for detection holds one target per sample, in batch order, as torchvision's detection
 models expect: a list of dicts such as ``{"boxes": tv_tensors.BoundingBoxes (N, 4), "labels":
-(N,), ...}``, or a plain list of ``BoundingBoxes``. Inside a dict, every tensor whose first
-dimension equals the number of boxes is per-box (labels, areas, ``iscrowd`` ...) and is kept,
-dropped or concatenated together with its box. Each output dict also gets ``"weights"``: a
-float32 per-box weight (MixUp: λ for the sample's own boxes, 1−λ for the partner's; 1 for the
-cut-and-paste mixers, where an object is either visible or not).
+(N,), ...}``, or a plain list of ``BoundingBoxes``. Inside a dict, a tensor whose first
+dimension equals the number of boxes in every target of the batch is per-box (labels, areas,
+``iscrowd`` ...) and is kept, dropped or concatenated together with its box; entries named
+like ``image_id`` (``_PER_IMAGE_KEYS``) and all others stay with their own sample. Each output
+dict also gets ``"weights"``: a float32 per-box weight (MixUp: λ for the sample's own boxes,
+1−λ for the partner's, boxes of weight 0 dropped; 1 for the cut-and-paste mixers, where an
+object is either visible or not).
 
 Rules, with visibility = share of a box's area that stays visible:
 
@@ -147,7 +149,40 @@ def find_targets(
             f"{owner}: expected one detection target (BoundingBoxes) per sample, "
             f"got {len(found)} for a batch of {batch_size}."
         )
-    return [_parse_target(owner, node, size) for node in found]
+    targets = [_parse_target(owner, node, size) for node in found]
+    _settle_per_box(owner, targets)
+    return targets
+
+
+# Entries of a target dict that describe the image, never one of its boxes.
+_PER_IMAGE_KEYS = frozenset({"image_id", "img_id", "id", "idx", "index", "orig_size", "size"})
+
+
+def _settle_per_box(owner: str, targets: list[BoxTarget]) -> None:
+    """Decides, for the whole batch, which dict entries are per-box: those whose first
+    dimension equals the box count in every target. Entries named like ``image_id``
+    (``_PER_IMAGE_KEYS``) are per-image whatever their shape, so a ``(1,)`` id stays with its
+    sample when that sample has one box. An entry that looks per-box in some targets only is an
+    error, raised here, before anything is mixed; so is a per-box entry whose trailing shape or
+    dtype differs between targets (they are concatenated)."""
+    keys = set().union(*(t.per_box for t in targets)) - _PER_IMAGE_KEYS
+    for key in sorted(keys):
+        missing = [i for i, t in enumerate(targets) if key not in t.per_box]
+        if missing:
+            raise ValueError(
+                f"{owner}: expected the detection entry {key!r} to be per-box (first dimension "
+                f"= number of boxes) in every target or in none, got targets {missing} without "
+                f"it; per-image entries are recognised by name: {sorted(_PER_IMAGE_KEYS)}."
+            )
+        kinds = {(tuple(t.per_box[key].shape[1:]), t.per_box[key].dtype) for t in targets}
+        if len(kinds) > 1:
+            found = ", ".join(f"{shape} {dtype}" for shape, dtype in sorted(kinds, key=str))
+            raise ValueError(
+                f"{owner}: expected the per-box entry {key!r} to have one trailing shape and "
+                f"dtype in every detection target, got {found}."
+            )
+    for target in targets:
+        target.per_box = {k: v for k, v in target.per_box.items() if k in keys}
 
 
 def _parse_target(owner: str, node: Any, size: tuple[int, int]) -> BoxTarget:
@@ -302,9 +337,9 @@ def tile(sources: list[BoxTarget], regions: list[Region], min_visibility: float)
 
 
 def blend(own: BoxTarget, partner: BoxTarget, lam: float) -> BoxTarget:
-    """MixUp: both samples' boxes, weighted λ and 1−λ."""
-    keep_own = torch.ones(own.boxes.shape[0], dtype=torch.bool)
-    keep_partner = torch.ones(partner.boxes.shape[0], dtype=torch.bool)
-    mine = own.subset(keep_own, own.boxes, own.weights * lam)
-    theirs = partner.subset(keep_partner, partner.boxes, partner.weights * (1.0 - lam))
+    """MixUp: both samples' boxes, weighted λ and 1−λ; boxes whose weight comes to 0 (a sample
+    left unmixed, λ = 1, or entirely replaced, λ = 0) are not in the image and are dropped."""
+    own_weights, partner_weights = own.weights * lam, partner.weights * (1.0 - lam)
+    mine = own.subset(own_weights > 0, own.boxes, own_weights)
+    theirs = partner.subset(partner_weights > 0, partner.boxes, partner_weights)
     return mine.concat(theirs)

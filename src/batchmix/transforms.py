@@ -484,7 +484,7 @@ class MixUp(_PairMixer):
     ) -> list[boxes.BoxTarget]:
         index = params.index.tolist()
         return [
-            boxes.blend(t, targets[j], params.weight(i))
+            t if i == j else boxes.blend(t, targets[j], params.weight(i))  # i == j: unchanged
             for i, (t, j) in enumerate(zip(targets, index, strict=True))
         ]
 
