@@ -608,7 +608,7 @@ class TestErrors:
                 ValueError,
                 "partner to be one of 'roll', 'flip', 'random', got 'shuffle'",
             ),
-            ({"label_smoothing": 1.0}, ValueError, r"label_smoothing in \[0, 1\)"),
+            ({"label_smoothing": 1.5}, ValueError, r"label_smoothing in \[0, 1\]"),
             ({"num_classes": 0}, ValueError, "num_classes to be a positive int"),
             ({"generator": 3}, TypeError, "generator to be a torch.Generator"),
             (
@@ -623,6 +623,23 @@ class TestErrors:
     ) -> None:
         with pytest.raises(error, match=f"{TRANSFORMS[name].__name__}: expected {match}"):
             TRANSFORMS[name](**kwargs)
+
+    def test_numpy_numbers_and_tensor_weights_are_accepted(self) -> None:
+        # As torchvision accepts them (it converts with float()/int()); stored as Python numbers.
+        import numpy as np
+
+        t = batchmix.CutMix(num_classes=np.int64(10), alpha=np.float32(0.5), p=np.float64(1))
+        assert type(t.num_classes) is int and t.num_classes == 10 and t.p == 1.0
+        assert type(batchmix.CutOut(size=np.int32(4)).size) is int
+        rows = batchmix.MixUp(num_classes=3, label_smoothing=1.0)(
+            torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
+        )[1]
+        torch.testing.assert_close(rows, torch.full((2, 3), 1 / 3))  # CrossEntropyLoss allows 1
+        members = [batchmix.CutMix(num_classes=3), batchmix.MixUp(num_classes=3)]
+        for p in (torch.tensor([1.0, 3.0]), np.array([1, 3])):
+            assert batchmix.RandomMix(members, p=p).p == [0.25, 0.75]
+        with pytest.raises(ValueError, match="CutMix: expected num_classes to be a positive int"):
+            batchmix.CutMix(num_classes=np.bool_(True))
 
     def test_cutout_constructor(self) -> None:
         with pytest.raises(ValueError, match="CutOut: expected size to be a positive int"):

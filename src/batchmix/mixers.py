@@ -13,6 +13,8 @@ YOLOv4, 2020).
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -34,7 +36,11 @@ def _check_range(
 ) -> tuple[float, float]:
     if isinstance(value, tuple | list) and len(value) == 2:
         lo, hi = value[0], value[1]
-        if isinstance(lo, int | float) and isinstance(hi, int | float) and low <= lo <= hi <= high:
+        if (
+            isinstance(lo, numbers.Real)
+            and isinstance(hi, numbers.Real)
+            and low <= lo <= hi <= high
+        ):
             return float(lo), float(hi)
     raise ValueError(
         f"{owner}: expected {name} to be (lo, hi) with {low:g} <= lo <= hi <= {high:g}, got {value!r}."
@@ -247,7 +253,7 @@ class FMix(_MaskMixer):
         )
         if (
             isinstance(decay_power, bool)
-            or not isinstance(decay_power, int | float)
+            or not isinstance(decay_power, numbers.Real)
             or decay_power <= 0
         ):
             raise ValueError(
@@ -311,7 +317,7 @@ class GridMix(_MaskMixer):
         valid = (
             isinstance(grid, tuple | list)
             and len(grid) == 2
-            and all(isinstance(g, int) and not isinstance(g, bool) for g in grid)
+            and all(isinstance(g, numbers.Integral) and not isinstance(g, bool) for g in grid)
         )
         if not valid or not 1 <= grid[0] <= grid[1]:
             raise ValueError(

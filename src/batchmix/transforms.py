@@ -11,10 +11,12 @@ changes nothing else in a program.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -77,7 +79,7 @@ def _check_number(
     low_open: bool,
     high_open: bool,
 ) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
     if ok:
         number = float(value)  # type: ignore[arg-type]
         ok = (number > low if low_open else number >= low) and (
@@ -92,11 +94,15 @@ def _check_number(
 def _check_num_classes(owner: str, num_classes: object) -> int | None:
     if num_classes is None:
         return None
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, numbers.Integral)
+        or num_classes < 1
+    ):
         raise ValueError(
             f"{owner}: expected num_classes to be a positive int or None, got {num_classes!r}."
         )
-    return num_classes
+    return int(num_classes)
 
 
 def _check_generator(owner: str, generator: object) -> torch.Generator | None:
@@ -146,7 +152,7 @@ class _BatchTransform(nn.Module):
             low=0.0,
             high=1.0,
             low_open=False,
-            high_open=True,
+            high_open=False,
         )
         self.inplace = bool(inplace)
         self.generator = _check_generator(name, generator)
@@ -561,8 +567,8 @@ class CutMix(_PairMixer):
         if isinstance(box_range, tuple | list) and len(box_range) == 2:
             lo, hi = box_range[0], box_range[1]
             if (
-                isinstance(lo, int | float)
-                and isinstance(hi, int | float)
+                isinstance(lo, numbers.Real)
+                and isinstance(hi, numbers.Real)
                 and 0.0 < lo <= hi <= 1.0
             ):
                 return float(lo), float(hi)
@@ -668,11 +674,11 @@ class CutOut(_BatchTransform):
             generator=generator,
             labels_getter=labels_getter,
         )
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"CutOut: expected size to be a positive int (pixels), got {size!r}.")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"CutOut: expected value to be a number, got {value!r}.")
-        self.size = size
+        self.size = int(size)
         self.value = float(value)
 
     def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
@@ -753,6 +759,8 @@ class RandomMix(nn.Module):
                 raise TypeError(
                     f"RandomMix: expected callable transforms, got {type(transform).__name__}."
                 )
+        if isinstance(p, Tensor | np.ndarray):
+            p = p.tolist()
         weights = [1.0] * len(transforms) if p is None else list(p)
         if len(weights) != len(transforms):
             raise ValueError(
@@ -760,7 +768,8 @@ class RandomMix(nn.Module):
             )
         if (
             any(
-                not isinstance(w, int | float) or isinstance(w, bool) or not w >= 0 for w in weights
+                not isinstance(w, numbers.Real) or isinstance(w, bool) or not w >= 0
+                for w in weights
             )
             or sum(weights) <= 0
         ):
