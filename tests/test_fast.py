@@ -116,8 +116,10 @@ class TestMixUp:
         assert not _fast.mixup(half, torch.empty_like(half), torch.tensor([1, 0, 3, 2]), 0.5)
         out_of_range = torch.tensor([1, 0, 3, 4])
         assert not _fast.mixup(images, torch.empty_like(images), out_of_range, 0.5)
-        with pytest.raises(IndexError):
-            F.mixup(images, out_of_range, 0.5)
+        before = images.clone()
+        with pytest.raises(ValueError, match=r"mixup: expected partner indices in \[0, 4\)"):
+            F.mixup(images, out_of_range, 0.5, out=images)
+        assert torch.equal(images, before)
 
 
 class TestBoxes:
@@ -225,17 +227,32 @@ class TestBoxes:
                 compiled, eager = _both(_run(F.cutout, images, "new", (1, 1, 4, 4), value))
                 assert torch.equal(compiled.view(torch.int32), eager.view(torch.int32)), value
 
-    def test_boxes_outside_the_image_keep_slicing_rules(self) -> None:
-        # Negative or too large bounds are Python slices on the PyTorch path; the loops leave
-        # them to it rather than write outside the image.
+    def test_boxes_outside_the_image_are_clipped_and_negative_ones_rejected(self) -> None:
+        # Bounds past the edge are clipped (as slices are) and inverted boxes are empty, on the
+        # PyTorch path, where the loops leave them rather than write outside the image; negative
+        # bounds (which slices would count from the end) are an error, before any write.
         images = _images(3, 8, torch.float32, 4)
         index = torch.tensor([2, 0, 1])
-        for box in [(-3, 0, 9, 4), (2, 2, 20, 20), (5, 5, 2, 2)]:
+        for box in [(2, 2, 20, 20), (5, 5, 2, 2)]:
             assert not _fast.copy_boxes(images, images.clone(), index, box)
             compiled, eager = _both(_run(F.cutmix, images, "inplace", index, box))
             assert torch.equal(compiled, eager)
             compiled, eager = _both(_run(F.cutout, images, "new", box, 0.0))
             assert torch.equal(compiled, eager)
+        clipped = F.cutout(images, (2, 2, 20, 20), 0.0)
+        assert torch.equal(clipped, F.cutout(images, torch.tensor([[2, 2, 9, 8]] * 3), 0.0))
+        work = images.clone()
+        for box in [(-3, 0, 9, 4), torch.tensor([[0, 0, 2, 2], [0, -1, 3, 3], [1, 1, 2, 2]])]:
+            with pytest.raises(ValueError, match=r"cutmix: expected .*non-negative"):
+                F.cutmix(work, index, box, out=work)  # type: ignore[arg-type]
+            with pytest.raises(ValueError, match=r"cutout: expected .*non-negative"):
+                F.cutout(work, box, 0.0, out=work)  # type: ignore[arg-type]
+        assert torch.equal(work, images)
+        for bad in [(0, 0, 2), (0.0, 0, 2, 2), torch.zeros(2, 4, dtype=torch.long)]:
+            with pytest.raises(ValueError, match="cutmix: expected"):
+                F.cutmix(work, index, bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"cutmix: expected index to hold .* shape \(3,\)"):
+            F.cutmix(work, torch.tensor([0, 1]), (0, 0, 2, 2))
 
 
 class TestIndexRows:

@@ -63,15 +63,67 @@ def _chunks(batch_size: int, sample_numel: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
 
 
-def _prepare_out(images: Tensor, out: Tensor | None) -> Tensor:
+def _prepare_out(name: str, images: Tensor, out: Tensor | None) -> Tensor:
     if out is None:
         return _memory.empty_like(images)
     if out.shape != images.shape or out.dtype != images.dtype or out.device != images.device:
         raise ValueError(
-            f"out must match images in shape, dtype and device: expected {tuple(images.shape)} "
+            f"{name}: out must match images in shape, dtype and device: expected {tuple(images.shape)} "
             f"{images.dtype} on {images.device}, got {tuple(out.shape)} {out.dtype} on {out.device}."
         )
     return out
+
+
+def _check_index(name: str, index: Tensor, images: Tensor) -> None:
+    """Partner indices of shape ``(B,)`` in ``[0, B)``; the range is not checked while
+    compiling (a data-dependent branch). The compiled loops check the same themselves."""
+    batch = images.shape[0]
+    if (
+        index.ndim != 1
+        or index.shape[0] != batch
+        or index.is_floating_point()
+        or (index.dtype == torch.bool)
+    ):
+        raise ValueError(
+            f"{name}: expected index to hold integer partner indices of shape ({batch},), got "
+            f"{tuple(index.shape)} {index.dtype}."
+        )
+    if batch and not _compiling():
+        bounds = torch.aminmax(index)
+        low, high = int(bounds.min), int(bounds.max)
+        if low < 0 or high >= batch:
+            raise ValueError(
+                f"{name}: expected partner indices in [0, {batch}), got values from {low} to {high}."
+            )
+
+
+def _check_boxes(name: str, boxes: Box | Tensor, images: Tensor) -> None:
+    """One ``(x1, y1, x2, y2)`` tuple of non-negative ints or ``(B, 4)`` integer boxes; bounds
+    past the image's edge are clipped to it, an empty box (x2 <= x1 or y2 <= y1) changes
+    nothing. Negative boxes in a tensor are not looked for while compiling."""
+    if isinstance(boxes, tuple):
+        ints = len(boxes) == 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in boxes
+        )
+        if not ints or min(boxes) < 0:
+            raise ValueError(
+                f"{name}: expected a box (x1, y1, x2, y2) of non-negative ints, got {boxes!r}."
+            )
+        return
+    batch = images.shape[0]
+    if (
+        not isinstance(boxes, Tensor)
+        or boxes.shape != (batch, 4)
+        or boxes.is_floating_point()
+        or boxes.dtype == torch.bool
+    ):
+        shown = f"{tuple(boxes.shape)} {boxes.dtype}" if isinstance(boxes, Tensor) else repr(boxes)
+        raise ValueError(
+            f"{name}: expected boxes as a tuple (x1, y1, x2, y2) or a ({batch}, 4) integer "
+            f"tensor, got {shown}."
+        )
+    if batch and not _compiling() and bool((boxes < 0).any()):
+        raise ValueError(f"{name}: expected non-negative box coordinates, got {boxes.tolist()}.")
 
 
 def _tracked(*tensors: object) -> bool:
@@ -82,12 +134,12 @@ def _tracked(*tensors: object) -> bool:
     return any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
 
-def _deliver(result: Tensor, images: Tensor, out: Tensor | None) -> Tensor:
+def _deliver(name: str, result: Tensor, images: Tensor, out: Tensor | None) -> Tensor:
     """``result`` itself, or copied into ``out`` (``images`` for in place), checked first."""
     if out is None:
         return result
     if out is not images:
-        _prepare_out(images, out)
+        _prepare_out(name, images, out)
     return out.copy_(result)
 
 
@@ -196,12 +248,14 @@ def mixup(
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
     index = index.to(images.device)
     if _tracked(images, out, lam):
+        _check_index("mixup", index, images)
         w, w1 = _weights(lam, images, images.dtype)
-        return _deliver(images.index_select(0, index) * w1 + images * w, images, out)
+        return _deliver("mixup", images.index_select(0, index) * w1 + images * w, images, out)
     inplace = out is images
-    target = images if inplace else _prepare_out(images, out)
+    target = images if inplace else _prepare_out("mixup", images, out)
     if _fast.mixup(images, target, index, lam):
         return target
+    _check_index("mixup", index, images)
     w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
     if _compiling() or images.device.type != "cpu":
         # One vectorised pass; on accelerators temporaries come from the caching allocator.
@@ -287,6 +341,8 @@ def cutmix(
     """
     index = index.to(images.device)
     if _tracked(images, out):
+        _check_index("cutmix", index, images)
+        _check_boxes("cutmix", boxes, images)
         partner = images.index_select(0, index)
         if isinstance(boxes, tuple):
             x1, y1, x2, y2 = boxes
@@ -294,11 +350,13 @@ def cutmix(
             mixed[..., y1:y2, x1:x2] = partner[..., y1:y2, x1:x2]
         else:
             mixed = torch.where(_broadcast_mask(boxes, images), partner, images)
-        return _deliver(mixed, images, out)
+        return _deliver("cutmix", mixed, images, out)
     inplace = out is images
-    target = images if inplace else _prepare_out(images, out)
+    target = images if inplace else _prepare_out("cutmix", images, out)
     if _fast.copy_boxes(images, target, index, boxes):
         return target
+    _check_index("cutmix", index, images)
+    _check_boxes("cutmix", boxes, images)
     if isinstance(boxes, tuple):
         x1, y1, x2, y2 = boxes
         if not inplace:
@@ -389,9 +447,10 @@ def cutout(
                 [1., 0., 0.],
                 [1., 0., 0.]])
     """
-    target = images if out is images else _prepare_out(images, out)
+    target = images if out is images else _prepare_out("cutout", images, out)
     if _fast.fill_boxes(target, boxes, value, source=images):
         return target
+    _check_boxes("cutout", boxes, images)
     if target is not images:
         target.copy_(images)
     if isinstance(boxes, tuple):
@@ -498,14 +557,17 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
                 [0., 1.]])
     """
     index = index.to(images.device)
+    _check_index("mask_mix", index, images)
     height, width = images.shape[-2:]
     if mask.ndim == 2:
         mask = mask.unsqueeze(0)
     lead = mask.shape[0]
     mask = mask.to(images.device).view((lead,) + (1,) * (images.ndim - 3) + (height, width))
     if _tracked(images, out):
-        return _deliver(torch.where(mask, images.index_select(0, index), images), images, out)
-    target = images if out is images else _prepare_out(images, out)
+        return _deliver(
+            "mask_mix", torch.where(mask, images.index_select(0, index), images), images, out
+        )
+    target = images if out is images else _prepare_out("mask_mix", images, out)
     return torch.where(mask, images.index_select(0, index), images, out=target)
 
 
@@ -564,7 +626,7 @@ def resizemix(
         patches = None
         if x2 > x1 and y2 > y1:
             patches = _resize(images.index_select(0, index), (y2 - y1, x2 - x1), nearest)
-        target = images if inplace else _prepare_out(images, out)
+        target = images if inplace else _prepare_out("resizemix", images, out)
         if not inplace:
             target.copy_(images)
         if patches is not None:
@@ -575,7 +637,7 @@ def resizemix(
         _resize(images[j : j + 1], (y2 - y1, x2 - x1), nearest)[0] if x2 > x1 and y2 > y1 else None
         for j, (x1, y1, x2, y2) in zip(partners, rows, strict=True)
     ]
-    target = images if inplace else _prepare_out(images, out)
+    target = images if inplace else _prepare_out("resizemix", images, out)
     if not inplace:
         target.copy_(images)
     for i, ((x1, y1, x2, y2), patch) in enumerate(zip(rows, pasted, strict=True)):
@@ -610,7 +672,7 @@ def mosaic(
                 [2., 3.]])
     """
     partners = partners.to(images.device)
-    target = images if out is images else _prepare_out(images, out)
+    target = images if out is images else _prepare_out("mosaic", images, out)
     height, width = images.shape[-2:]
     if isinstance(centres, tuple):
         cx, cy = centres

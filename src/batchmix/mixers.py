@@ -14,7 +14,6 @@ YOLOv4, 2020).
 from __future__ import annotations
 
 import numbers
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -39,7 +38,7 @@ def _check_range(
         if (
             isinstance(lo, numbers.Real)
             and isinstance(hi, numbers.Real)
-            and low <= lo <= hi <= high
+            and low <= float(lo) <= float(hi) <= high
         ):
             return float(lo), float(hi)
     raise ValueError(
@@ -254,12 +253,12 @@ class FMix(_MaskMixer):
         if (
             isinstance(decay_power, bool)
             or not isinstance(decay_power, numbers.Real)
-            or decay_power <= 0
+            or float(decay_power) <= 0
         ):
             raise ValueError(
                 f"FMix: expected decay_power to be a positive number, got {decay_power!r}."
             )
-        self.decay_power = float(decay_power)
+        self.decay_power: float = float(decay_power)
 
     def _draw_masks(
         self, lam: Tensor, height: int, width: int, generator: torch.Generator | None

@@ -569,7 +569,7 @@ class CutMix(_PairMixer):
             if (
                 isinstance(lo, numbers.Real)
                 and isinstance(hi, numbers.Real)
-                and 0.0 < lo <= hi <= 1.0
+                and 0.0 < float(lo) <= float(hi) <= 1.0
             ):
                 return float(lo), float(hi)
         raise ValueError(
@@ -678,8 +678,8 @@ class CutOut(_BatchTransform):
             raise ValueError(f"CutOut: expected size to be a positive int (pixels), got {size!r}.")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise ValueError(f"CutOut: expected value to be a number, got {value!r}.")
-        self.size = int(size)
-        self.value = float(value)
+        self.size: int = int(size)
+        self.value: float = float(value)
 
     def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
         if labels.ndim == 1 and self.num_classes is None and self.label_smoothing == 0.0:
