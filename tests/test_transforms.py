@@ -592,6 +592,36 @@ class TestReferences:
         expected = mixup_target(labels, K, lam=params.lam, smoothing=smoothing)
         assert torch.equal(rows, expected)
 
+    @pytest.mark.parametrize("smoothing", [0.0, 0.1])
+    def test_multi_label_rows_equal_timm(self, smoothing: float) -> None:
+        from timm.data.mixup import mixup_target
+
+        images = _batch(6, 8)[0]
+        targets = (torch.rand(6, K, generator=torch.Generator().manual_seed(1)) > 0.6).float()
+        transform = _seeded(
+            batchmix.MixUp, 0, partner="flip", label_smoothing=smoothing, multi_label=True
+        )
+        _, rows = transform(images, targets)
+        params = _params_of(transform, 0, images)
+        assert params is not None and isinstance(params.lam, float)
+        expected = mixup_target(targets, K, params.lam, smoothing, multi_label=True)
+        assert torch.equal(rows, expected)
+        with pytest.raises(ValueError, match=r"MixUp: expected \(B, K\) rows of 0/1 targets"):
+            transform(images, torch.arange(6))
+
+    @pytest.mark.parametrize(
+        "name",
+        ["CutMix", "MixUp", "CutOut", "ResizeMix", "FMix", "GridMix", "SaliencyMix", "Mosaic"],
+    )
+    def test_every_transform_takes_multi_label(self, name: str) -> None:
+        targets = torch.zeros(4, K)
+        targets[:, 0] = 1.0
+        t = getattr(batchmix, name)(num_classes=K, multi_label=True, label_smoothing=0.2)
+        _, rows = t(torch.rand(4, 3, 16, 16), targets)
+        # Smoothed towards 0.5 (0.9 and 0.1), then mixed: every row is still 0.9 / 0.1 there.
+        torch.testing.assert_close(rows[:, 0], torch.full((4,), 0.9))
+        torch.testing.assert_close(rows[:, 1:], torch.full((4, K - 1), 0.1))
+
 
 class TestErrors:
     @pytest.mark.parametrize("name", list(PAIR_MIXERS))

@@ -482,10 +482,16 @@ def one_hot(
     return rows.scatter_(1, labels.long().unsqueeze(1), on)
 
 
-def smooth_labels(labels: Tensor, smoothing: float) -> Tensor:
-    """Smooths ``(B, K)`` rows as ``(1 − ε) · y + ε/K`` (a new tensor; unchanged when ε = 0)."""
+def smooth_labels(labels: Tensor, smoothing: float, *, multi_label: bool = False) -> Tensor:
+    """Smooths ``(B, K)`` rows as ``(1 − ε) · y + ε/K`` (a new tensor; unchanged when ε = 0).
+
+    With ``multi_label``, each of the K independent 0/1 targets moves towards 0.5 instead:
+    ``(1 − ε) · y + ε/2``, timm's ``mixup_target(..., multi_label=True)``.
+    """
     if smoothing == 0.0:
         return labels
+    if multi_label:
+        return labels * (1.0 - smoothing) + 0.5 * smoothing
     return labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
 
 

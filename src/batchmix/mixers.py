@@ -91,6 +91,9 @@ class ResizeMix(_PairMixer):
         mode: ``"batch"`` draws one τ and place per call, ``"sample"`` one per sample.
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -110,6 +113,7 @@ class ResizeMix(_PairMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -121,6 +125,7 @@ class ResizeMix(_PairMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -215,6 +220,9 @@ class FMix(_MaskMixer):
         mode: ``"batch"`` draws one λ and mask per call, ``"sample"`` one per sample.
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -235,6 +243,7 @@ class FMix(_MaskMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -246,6 +255,7 @@ class FMix(_MaskMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -278,6 +288,9 @@ class GridMix(_MaskMixer):
         mode: ``"batch"`` draws one λ and grid per call, ``"sample"`` one per sample.
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -298,6 +311,7 @@ class GridMix(_MaskMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -309,6 +323,7 @@ class GridMix(_MaskMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -347,6 +362,9 @@ class SaliencyMix(_PairMixer):
         mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -367,6 +385,7 @@ class SaliencyMix(_PairMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -378,6 +397,7 @@ class SaliencyMix(_PairMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -442,6 +462,9 @@ class Mosaic(_PairMixer):
         mode: ``"batch"`` draws one centre per call, ``"sample"`` one per sample.
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -461,6 +484,7 @@ class Mosaic(_PairMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -472,6 +496,7 @@ class Mosaic(_PairMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,

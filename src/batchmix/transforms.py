@@ -137,6 +137,7 @@ class _BatchTransform(nn.Module):
         num_classes: int | None,
         p: float,
         label_smoothing: float,
+        multi_label: bool,
         inplace: bool,
         generator: torch.Generator | None,
         labels_getter: str | LabelsGetter | None,
@@ -154,6 +155,7 @@ class _BatchTransform(nn.Module):
             low_open=False,
             high_open=False,
         )
+        self.multi_label = bool(multi_label)
         self.inplace = bool(inplace)
         self.generator = _check_generator(name, generator)
         self.labels_getter = labels_getter
@@ -300,6 +302,11 @@ class _BatchTransform(nn.Module):
         With ``one_hot=False``, valid index labels come back as they are.
         """
         name = type(self).__name__
+        if labels.ndim == 1 and self.multi_label:
+            raise ValueError(
+                f"{name}: expected (B, K) rows of 0/1 targets with multi_label=True, got index "
+                f"labels of shape {tuple(labels.shape)}."
+            )
         if labels.ndim == 1:
             if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
                 raise ValueError(
@@ -329,7 +336,7 @@ class _BatchTransform(nn.Module):
                     f"got {tuple(labels.shape)}."
                 )
             rows = labels if labels.is_floating_point() else labels.to(torch.float32)
-            return F.smooth_labels(rows, self.label_smoothing)
+            return F.smooth_labels(rows, self.label_smoothing, multi_label=self.multi_label)
         raise ValueError(
             f"{name}: expected labels of shape (B,) with class indices or (B, K) with "
             f"probabilities, got {tuple(labels.shape)}."
@@ -362,6 +369,7 @@ class _PairMixer(_BatchTransform):
         mode: Mode,
         partner: Partner,
         label_smoothing: float,
+        multi_label: bool,
         inplace: bool,
         generator: torch.Generator | None,
         labels_getter: str | LabelsGetter | None,
@@ -370,6 +378,7 @@ class _PairMixer(_BatchTransform):
             num_classes=num_classes,
             p=p,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -418,6 +427,9 @@ class MixUp(_PairMixer):
         mode: ``"batch"`` draws one λ per call, ``"sample"`` one per sample.
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule) or a callable returning the labels.
@@ -438,6 +450,7 @@ class MixUp(_PairMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -449,6 +462,7 @@ class MixUp(_PairMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -517,6 +531,9 @@ class CutMix(_PairMixer):
         mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         correct_lam: weight labels by the clipped box's pixel share (the paper's rule).
         box_range: ``(lo, hi)`` fractions of the image side; when given, box sides are drawn
             uniformly in that range instead of from λ (timm's ``cutmix_minmax``), and the label
@@ -541,6 +558,7 @@ class CutMix(_PairMixer):
         mode: Mode = "batch",
         partner: Partner = "roll",
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         correct_lam: bool = True,
         box_range: tuple[float, float] | None = None,
         inplace: bool = False,
@@ -554,6 +572,7 @@ class CutMix(_PairMixer):
             mode=mode,
             partner=partner,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
@@ -642,6 +661,9 @@ class CutOut(_BatchTransform):
         num_classes: number of classes; when set, index labels become ``(B, K)`` rows.
         p: probability that each sample gets a square.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)`` for the output rows.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
+            ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
+            ``multi_label=True``.
         inplace: reuse the batch's memory instead of allocating the output.
         generator: CPU generator to draw from; torch's global RNG when ``None``.
         labels_getter: ``"default"`` (torchvision's rule), a callable, or ``None`` (no labels).
@@ -662,6 +684,7 @@ class CutOut(_BatchTransform):
         num_classes: int | None = None,
         p: float = 1.0,
         label_smoothing: float = 0.0,
+        multi_label: bool = False,
         inplace: bool = False,
         generator: torch.Generator | None = None,
         labels_getter: str | LabelsGetter | None = "default",
@@ -670,6 +693,7 @@ class CutOut(_BatchTransform):
             num_classes=num_classes,
             p=p,
             label_smoothing=label_smoothing,
+            multi_label=multi_label,
             inplace=inplace,
             generator=generator,
             labels_getter=labels_getter,
