@@ -528,6 +528,76 @@ class TestRandomMix:
             batchmix.RandomMix([3])  # type: ignore[list-item]
 
 
+class TestRandomMixPerSample:
+    """``mode="sample"``: timm's ``mode="elem"`` switch between methods, one draw per sample."""
+
+    @staticmethod
+    def _members(seed: int) -> list[_BatchTransform]:
+        return [
+            batchmix.MixUp(num_classes=K, mode="sample", partner="flip", alpha=0.8,
+                           generator=torch.Generator().manual_seed(seed)),
+            batchmix.CutMix(num_classes=K, mode="sample", partner="flip",
+                            generator=torch.Generator().manual_seed(seed + 1)),
+        ]  # fmt: skip
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+    def test_each_sample_from_the_member_drawn_for_it(self, dtype: torch.dtype) -> None:
+        images, labels = _batch(16, 12, dtype=dtype)
+        before = images.clone()
+        chooser = batchmix.RandomMix(
+            self._members(5),
+            p=[0.3, 0.7],
+            mode="sample",
+            generator=torch.Generator().manual_seed(9),
+        )
+        mixed, rows = chooser(images, labels)
+        assert torch.equal(images, before) and mixed.dtype == dtype and rows.shape == (16, K)
+        choice = torch.multinomial(
+            torch.tensor([0.3, 0.7], dtype=torch.float64),
+            16,
+            replacement=True,
+            generator=torch.Generator().manual_seed(9),
+        )
+        assert 0 < int(choice.sum()) < 16  # both members drawn
+        alone = [member(images, labels) for member in self._members(5)]
+        for i, m in enumerate(choice.tolist()):
+            assert torch.equal(mixed[i], alone[m][0][i])
+            assert torch.equal(rows[i], alone[m][1][i])
+
+    def test_in_place_disabled_and_collate(self) -> None:
+        images, labels = _batch(8, 12)
+        chooser = batchmix.RandomMix(self._members(1), mode="sample")
+        work = images.clone()
+        mixed, _ = chooser.mix_batch(work, labels, inplace=True)
+        assert mixed is work and not torch.equal(work, images)
+        chooser.enabled = False
+        mixed, rows = chooser(images, labels)
+        assert torch.equal(mixed, images) and mixed is not images  # a copy, never the input
+        assert torch.equal(rows, torch.nn.functional.one_hot(labels, K).float())
+        chooser.enabled = True
+        collate = batchmix.MixCollate(chooser)
+        batch, rows = collate(
+            [(image, int(label)) for image, label in zip(images, labels, strict=True)]
+        )
+        assert batch.shape == images.shape and rows.shape == (8, K)
+
+    def test_errors(self) -> None:
+        with pytest.raises(TypeError, match="RandomMix: expected batchmix transforms"):
+            batchmix.RandomMix([batchmix.MixUp(num_classes=K), v2.RandomErasing()], mode="sample")
+        with pytest.raises(ValueError, match="RandomMix: expected mode to be one of"):
+            batchmix.RandomMix([batchmix.MixUp(num_classes=K)], mode="elem")  # type: ignore[arg-type]
+        chooser = batchmix.RandomMix(
+            [batchmix.MixUp(num_classes=K), batchmix.CutOut()], mode="sample",
+            generator=torch.Generator().manual_seed(0),
+        )  # fmt: skip
+        images, labels = _batch(16, 8)
+        with pytest.raises(ValueError, match="RandomMix: expected every member to return labels"):
+            chooser(images, labels)
+        masks = tv_tensors.Mask(torch.zeros(16, 8, 8, dtype=torch.long))
+        with pytest.raises(ValueError, match="RandomMix: expected one image batch"):
+            chooser({"image": images, "masks": masks, "labels": labels})
+
+
 class TestReferences:
     def test_cutmix_equals_torchvision(self) -> None:
         images, labels = _batch(7, 33)

@@ -27,6 +27,7 @@ from batchmix.structures import (
     LabelsGetter,
     check_images,
     check_masks,
+    default_labels_getter,
     parse_labels_getter,
     parse_sample,
 )
@@ -750,9 +751,18 @@ class RandomMix(nn.Module):
     ``RandomMix([MixUp(...), CutMix(...)], p=[0.5, 0.5])`` is timm's MixUp-or-CutMix with
     ``switch_prob=0.5``. Setting :attr:`enabled` switches mixing off (or on) in every member.
 
+    With ``mode="sample"`` the choice is made for every sample instead, as timm's
+    ``mode="elem"`` does: each chosen member mixes the whole ``(images, labels)`` batch out of
+    place, and every sample takes its image and its label row from the output of the member
+    drawn for it (so its image and label stay consistent with each other). Members must be
+    batchmix transforms returning labels of one shape; the cost is that of each member chosen
+    at least once. Use members with ``mode="sample"`` for a λ per sample, as in timm.
+
     Args:
-        transforms: the candidates; batchmix transforms or any callables taking the batch.
+        transforms: the candidates; batchmix transforms or any callables taking the batch
+            (batchmix transforms only with ``mode="sample"``).
         p: non-negative weights, one per transform; normalised to sum to one.
+        mode: ``"batch"`` (one choice per call) or ``"sample"`` (one per sample).
         generator: CPU generator for the choice; torch's global RNG when ``None``.
 
     Example:
@@ -767,9 +777,11 @@ class RandomMix(nn.Module):
         transforms: Sequence[Callable[..., Any]],
         p: Sequence[float] | None = None,
         *,
+        mode: Mode = "batch",
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        self.mode: Mode = _check_choice("RandomMix", "mode", mode, MODES)  # type: ignore[assignment]
         if (
             isinstance(transforms, nn.Module)
             or not isinstance(transforms, Sequence)
@@ -782,6 +794,11 @@ class RandomMix(nn.Module):
             if not callable(transform):
                 raise TypeError(
                     f"RandomMix: expected callable transforms, got {type(transform).__name__}."
+                )
+            if self.mode == "sample" and not isinstance(transform, _BatchTransform):
+                raise TypeError(
+                    "RandomMix: expected batchmix transforms (CutMix, MixUp, ...) with "
+                    f"mode='sample', got {type(transform).__name__}."
                 )
         if isinstance(p, Tensor | np.ndarray):
             p = p.tolist()
@@ -824,6 +841,8 @@ class RandomMix(nn.Module):
 
     def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
         """Like calling it, with ``inplace`` passed on to batchmix members."""
+        if self.mode == "sample":
+            return self._mix_per_sample(inputs, bool(inplace))
         transform = self._choose()
         mix = getattr(transform, "mix_batch", None)
         if mix is not None:
@@ -832,8 +851,8 @@ class RandomMix(nn.Module):
 
     def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
         """:class:`MixCollate`'s path (see ``_BatchTransform._mix_samples``)."""
-        if type(self).mix_batch is not RandomMix.mix_batch:  # overridden: call the override
-            _stack(samples, batch)
+        if type(self).mix_batch is not RandomMix.mix_batch or self.mode == "sample":
+            _stack(samples, batch)  # overridden (call the override) or a choice per sample
             return self.mix_batch([batch, labels], inplace=True)
         transform = self._choose()
         mix = getattr(transform, "_mix_samples", None)
@@ -845,6 +864,52 @@ class RandomMix(nn.Module):
             return mix([batch, labels], inplace=True)
         return transform([batch, labels])
 
+    def _mix_per_sample(self, inputs: tuple[Any, ...], inplace: bool) -> Any:
+        """``mode="sample"``: each sample's image and label row from the member drawn for it."""
+        parsed = parse_sample("RandomMix", inputs, default_labels_getter, labels_required=True)
+        if parsed.masks or parsed.has_boxes or len(parsed.image_positions) != 1:
+            raise ValueError(
+                "RandomMix: expected one image batch and its labels with mode='sample', got "
+                "masks, boxes or several image batches; use mode='batch' for those."
+            )
+        images, labels = parsed.images[0], parsed.labels
+        assert labels is not None  # labels_required
+        generator = sampling.resolve_generator(self.generator)
+        weights = torch.tensor(self.p, dtype=torch.float64)
+        batch = images.shape[0]
+        choice = (
+            torch.multinomial(weights, batch, replacement=True, generator=generator)
+            if batch
+            else torch.zeros(0, dtype=torch.long)
+        )
+        mixed: Tensor | None = None
+        rows: Tensor | None = None
+        for member in torch.unique(choice).tolist():
+            transform = self.transforms[member]
+            assert isinstance(transform, _BatchTransform)  # checked in __init__
+            member_images, member_rows = transform.mix_batch(images, labels, inplace=False)
+            if mixed is None or rows is None:
+                # A member that mixed nothing returns the caller's own tensors: copy those.
+                mixed = member_images.clone() if member_images is images else member_images
+                rows = member_rows.clone() if member_rows is labels else member_rows
+                continue
+            if member_rows.shape != rows.shape or member_rows.dtype != rows.dtype:
+                raise ValueError(
+                    "RandomMix: expected every member to return labels of one shape and dtype "
+                    f"with mode='sample', got {tuple(rows.shape)} {rows.dtype} and "
+                    f"{tuple(member_rows.shape)} {member_rows.dtype}."
+                )
+            chosen = choice == member
+            mixed[chosen.to(mixed.device)] = member_images[chosen.to(member_images.device)]
+            rows[chosen.to(rows.device)] = member_rows[chosen.to(member_rows.device)]
+        if mixed is None or rows is None:  # an empty batch
+            first = self.transforms[0]
+            assert isinstance(first, _BatchTransform)
+            mixed, rows = first.mix_batch(images, labels, inplace=False)
+        if inplace:
+            mixed = images.copy_(mixed)
+        return parsed.rebuild([mixed], [], rows)
+
     def _choose(self) -> Callable[..., Any]:
         generator = sampling.resolve_generator(self.generator)
         choice = int(
@@ -853,4 +918,4 @@ class RandomMix(nn.Module):
         return self.transforms[choice]
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" if self.mode == "batch" else f"p={self.p}, mode={self.mode!r}"
