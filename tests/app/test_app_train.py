@@ -20,6 +20,7 @@ import batchmix
 from batchmix.app import train as app_train
 from batchmix.app.checkpoint import load_checkpoint
 from batchmix.app.config import METHODS, TrainConfig
+from batchmix.app.errors import AppError
 from batchmix.app.train import build_mixer, train
 
 
@@ -181,8 +182,110 @@ class TestOutputFolder:
         assert result.code == 2
         assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
+    def test_resume_without_a_checkpoint_keeps_a_run_with_epochs(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "run"
+        assert cli("train", *TINY, "--epochs", "2", "--out", str(out)).code == 0
+        (out / "checkpoint.pt").unlink()
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        result = cli("train", *TINY, "--epochs", "1", "--out", str(out), "--resume")
+        assert result.code == 2 and "records 2 completed epoch(s)" in result.err, result.err
+        assert "--overwrite" in result.err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    def test_resume_without_a_checkpoint_or_epochs_checks_the_settings(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        # A run killed in its first epoch: config.json and an empty metrics.jsonl.
+        out = tmp_path / "run"
+        out.mkdir()
+        (out / "config.json").write_text(json.dumps(tiny(out, epochs=1).to_dict()))
+        (out / "metrics.jsonl").write_text("")
+        result = cli("train", *TINY, "--epochs", "1", "--lr", "0.5", "--out", str(out), "--resume")
+        assert result.code == 2 and "lr: saved 0.1, given 0.5" in result.err
+        assert (out / "config.json").exists() and not (out / "checkpoint.pt").exists()
+        result = cli("train", *TINY, "--epochs", "1", "--out", str(out), "--resume")
+        assert result.code == 0, result.err
+        assert len(read_metrics(out)) == 1
+
+    @pytest.mark.parametrize(
+        "argv, message",
+        [
+            (["--seed", "-1"], "--seed: expected an integer in [0, 2**63)"),
+            (["--seed", str(2**64)], "--seed: expected an integer in [0, 2**63)"),
+            (["--alpha", "inf", "--method", "mixup"], "--alpha: expected a finite number > 0"),
+            (["--lr", "inf"], "expected finite --lr > 0"),
+            (["--weight-decay", "nan"], "expected finite --lr > 0 and --weight-decay >= 0"),
+            (
+                ["--method", "mix", "--mix-weights", "mixup=inf"],
+                "--mix-weights: expected a finite weight >= 0 for mixup",
+            ),
+        ],
+    )
+    def test_bad_numbers_are_refused_before_the_folder_is_touched(
+        self, argv: list[str], message: str, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "run"
+        assert cli("train", *TINY, "--epochs", "1", "--out", str(out)).code == 0
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        result = cli("train", *TINY, "--epochs", "1", *argv, "--out", str(out), "--overwrite")
+        assert result.code == 2 and message in result.err, result.err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
 
 class TestResume:
+    def test_resume_with_another_number_of_processes_is_refused(self, tmp_path: Path) -> None:
+        train(tiny(tmp_path, epochs=2))
+        payload = load_checkpoint(tmp_path)
+        payload["world"] = 2  # as saved by a two-process torchrun
+        torch.save(payload, tmp_path / "checkpoint.pt")
+        with pytest.raises(AppError, match=r"trained on 2 process\(es\), this command runs 1"):
+            train(tiny(tmp_path, epochs=2), resume=True)
+
+    def test_resume_with_other_workers_is_refused_and_threads_warned(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        train(tiny(tmp_path, epochs=1, method="mixup"))
+        with pytest.raises(AppError, match="workers: saved 0, given 2"):
+            train(tiny(tmp_path, epochs=1, method="mixup", workers=2), resume=True)
+        threads = torch.get_num_threads()
+        payload = load_checkpoint(tmp_path)
+        assert payload["threads"] == threads and payload["world"] == 1
+        payload["threads"] = threads + 1
+        torch.save(payload, tmp_path / "checkpoint.pt")
+        train(tiny(tmp_path, epochs=1, method="mixup"), resume=True)
+        assert f"trained with {threads + 1} CPU thread(s)" in capsys.readouterr().err
+
+    def test_image_size_given_as_the_default_and_relative_data_dir(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        train(tiny(tmp_path, epochs=1))
+        train(tiny(tmp_path, epochs=1, image_size=8), resume=True)  # digits are 8 px: the same
+        assert len(read_metrics(tmp_path)) == 1
+        monkeypatch.chdir(tmp_path)
+        run = tmp_path / "relative-run"
+        train(tiny(run, epochs=1, data_dir="images"))  # digits ignore the folder; it is saved
+        assert json.loads((run / "config.json").read_text())["data_dir"] == str(tmp_path / "images")
+        assert load_checkpoint(run)["config"]["data_dir"] == str(tmp_path / "images")
+
+    def test_metrics_rewrite_at_resume_is_atomic(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        train(tiny(tmp_path, epochs=2))
+        lines = (tmp_path / "metrics.jsonl").read_text()
+        real_replace = os.replace
+
+        def killed(source: Any, target: Any) -> None:
+            if str(target).endswith("metrics.jsonl"):
+                raise Interrupted  # a kill between writing the new lines and renaming them
+            real_replace(source, target)
+
+        monkeypatch.setattr(app_train.os, "replace", killed)
+        with pytest.raises(Interrupted):
+            train(tiny(tmp_path, epochs=2), resume=True)
+        assert (tmp_path / "metrics.jsonl").read_text() == lines
+
     @pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "two-workers"])
     def test_resume_equals_uninterrupted(
         self, workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +28,10 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
 MIX_MODES = ("batch", "sample")
 
-#: Fields that may differ between a run and its resumption: where and how fast it runs,
-#: not what it computes.
-RUNTIME_FIELDS = frozenset({"out", "data_dir", "workers", "device", "progress", "download"})
+#: Fields that may differ between a run and its resumption: where it runs and what it shows,
+#: not what it computes. (The number of DataLoader workers is not among them: each worker
+#: draws its own stream, so it changes the mix's draws.)
+RUNTIME_FIELDS = frozenset({"out", "data_dir", "device", "progress", "download"})
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -54,8 +56,10 @@ def parse_mix_weights(text: str) -> tuple[tuple[str, float], ...]:
             raise AppError(
                 f"--mix-weights: expected a number after {name}=, got {weight!r}."
             ) from None
-        if not value >= 0:
-            raise AppError(f"--mix-weights: expected a weight >= 0 for {name}, got {weight!r}.")
+        if not (value >= 0 and math.isfinite(value)):
+            raise AppError(
+                f"--mix-weights: expected a finite weight >= 0 for {name}, got {weight!r}."
+            )
         pairs.append((name.strip(), value))
     if len({name for name, _ in pairs}) != len(pairs):
         raise AppError(f"--mix-weights: each method may appear once, got {text!r}.")
@@ -130,18 +134,27 @@ class TrainConfig:
                 )
         if self.workers < 0 or self.mix_off_epoch < 0:
             raise AppError("--workers and --mix-off-epoch: expected numbers >= 0.")
-        if not self.alpha > 0:
-            raise AppError(f"--alpha: expected a number > 0, got {self.alpha}.")
+        if not 0 <= self.seed < 2**63:
+            raise AppError(f"--seed: expected an integer in [0, 2**63), got {self.seed}.")
+        if not (self.alpha > 0 and math.isfinite(self.alpha)):
+            raise AppError(f"--alpha: expected a finite number > 0, got {self.alpha}.")
         if not 0 <= self.mix_prob <= 1:
             raise AppError(f"--mix-prob: expected a probability in [0, 1], got {self.mix_prob}.")
         if not 0 <= self.label_smoothing < 1:
             raise AppError(
                 f"--label-smoothing: expected a number in [0, 1), got {self.label_smoothing}."
             )
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+        finite = math.isfinite(self.lr) and math.isfinite(self.weight_decay)
+        if not finite or not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise AppError(
-                f"expected --lr > 0, --weight-decay >= 0 and --momentum in [0, 1), got "
-                f"{self.lr}, {self.weight_decay} and {self.momentum}."
+                f"expected finite --lr > 0 and --weight-decay >= 0, and --momentum in [0, 1), "
+                f"got {self.lr}, {self.weight_decay} and {self.momentum}."
+            )
+        weights = [w for _, w in self.mix_weights]
+        if not all(w >= 0 and math.isfinite(w) for w in weights) or not sum(weights) > 0:
+            raise AppError(
+                f"--mix-weights: expected finite weights >= 0 with a positive total, got "
+                f"{list(self.mix_weights)}."
             )
         if self.data == "imagefolder" and not self.data_dir:
             raise AppError("--data imagefolder needs --data-dir pointing at the image folder.")

@@ -16,6 +16,7 @@ Output folder (``--out``): ``config.json``, ``metrics.jsonl`` (one JSON object p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -268,6 +269,41 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> str | None:
     return None
 
 
+def _comparable(config: TrainConfig, data: Data) -> TrainConfig:
+    """``config`` with the image size it resolves to on ``data`` (``None`` means its own)."""
+    return dataclasses.replace(config, image_size=config.image_size or data.image_size)
+
+
+def _check_resumable(out: Path, config: TrainConfig, saved: TrainConfig, data: Data) -> None:
+    changed = _comparable(config, data).differences(_comparable(saved, data))
+    if changed:
+        detail = ", ".join(
+            f"{k}: saved {getattr(saved, k)!r}, given {getattr(config, k)!r}" for k in changed
+        )
+        raise AppError(f"cannot resume {out}: the command differs from the saved run ({detail}).")
+
+
+def _check_fresh_resume(out: Path, config: TrainConfig, data: Data) -> None:
+    """``--resume`` on a folder without a checkpoint starts afresh, but only where that loses
+    nothing: no completed epoch on record, and the same settings as the folder's config."""
+    done = _read_metrics(out / "metrics.jsonl", upto=2**62)
+    if done or (out / "summary.json").exists():
+        raise AppError(
+            f"cannot resume {out}: it records {len(done)} completed epoch(s) but has no "
+            f"{CHECKPOINT_NAME} to continue from; pass --overwrite to replace the run."
+        )
+    config_path = out / "config.json"
+    if config_path.exists():
+        try:
+            saved = TrainConfig.from_dict(json.loads(config_path.read_text()))
+        except (json.JSONDecodeError, TypeError, AppError) as error:
+            raise AppError(
+                f"cannot resume {out}: its config.json is unreadable ({error}); pass --overwrite "
+                "to replace the run."
+            ) from None
+        _check_resumable(out, config, saved, data)
+
+
 def _write_json(path: Path, value: Any) -> None:
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(value, indent=2) + "\n")
@@ -345,19 +381,38 @@ def train(
         "image_size": data.image_size,
         "width": config.width,
     }
+    # What is saved: the data folder as an absolute path, so evaluate and cam find it from
+    # anywhere.
+    if config.data_dir:
+        config = dataclasses.replace(config, data_dir=str(Path(config.data_dir).resolve()))
     checkpoint: dict[str, Any] | None = None
     if resume and (out / CHECKPOINT_NAME).exists():
         checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
-        saved = TrainConfig.from_dict(checkpoint["config"])
-        changed = config.differences(saved)
-        if changed:
-            detail = ", ".join(
-                f"{k}: saved {getattr(saved, k)!r}, given {getattr(config, k)!r}" for k in changed
-            )
+        _check_resumable(out, config, TrainConfig.from_dict(checkpoint["config"]), data)
+        saved_world = int(checkpoint.get("world", 1))
+        if saved_world != processes.world:
             raise AppError(
-                f"cannot resume {out}: the command differs from the saved run ({detail})."
+                f"cannot resume {out}: it was trained on {saved_world} process(es), this command "
+                f"runs {processes.world}; the learning-rate schedule and the split of the data "
+                "depend on it. Launch it as it was launched."
+            )
+        threads = checkpoint.get("threads")
+        if processes.main and threads is not None and int(threads) != torch.get_num_threads():
+            print(
+                f"batchmix: warning: {out} was trained with {threads} CPU thread(s), this run "
+                f"uses {torch.get_num_threads()}; it resumes, but float sums may round "
+                "differently, so not bit for bit (pass --threads to match).",
+                file=sys.stderr,
             )
         load_weights(model, checkpoint, out / CHECKPOINT_NAME)
+    elif resume:
+        refusal = None
+        if processes.main:
+            try:
+                _check_fresh_resume(out, config, data)
+            except AppError as error:
+                refusal = str(error)
+        _agree(processes, refusal)
     model.to(processes.device)
 
     # The mix runs inside the DataLoader's collate function, in the worker processes.
@@ -440,7 +495,9 @@ def train(
             metrics_path.write_text("")
         else:
             history = _read_metrics(metrics_path, start_epoch)
-            metrics_path.write_text("".join(json.dumps(r) + "\n" for r in history))
+            temporary = metrics_path.with_name(f".{metrics_path.name}.tmp-{os.getpid()}")
+            temporary.write_text("".join(json.dumps(r) + "\n" for r in history))
+            os.replace(temporary, metrics_path)  # a kill here keeps the old lines whole
             (out / "summary.json").unlink(missing_ok=True)
     if processes.world > 1:
         dist.barrier()
@@ -505,6 +562,8 @@ def train(
                     "model": model_spec,
                     "classes": list(data.classes),
                     "epoch": epoch + 1,
+                    "world": processes.world,
+                    "threads": torch.get_num_threads(),
                     "model_state": model.state_dict(),
                     "optimizer_state": optimizer.state_dict(),
                     "scheduler_state": scheduler.state_dict(),
