@@ -354,3 +354,12 @@ class TestResume:
         assert_same_state(tmp_path / "whole", killed)
         assert [line["epoch"] for line in read_metrics(killed)] == [1, 2, 3, 4, 5, 6]
         assert 1 <= interrupted_at < 6
+
+
+def test_one_named_gpu_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every rank would take cuda:1 while the process group expects one GPU per local rank.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(AppError, match=r"--device cuda:1 names one GPU.*pass --device cuda"):
+        app_train._start_processes("cuda:1")

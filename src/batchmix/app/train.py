@@ -140,6 +140,11 @@ def _start_processes(device: str) -> Processes:
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise AppError(f"--device {device} asked for a GPU, but torch sees none.")
+    if world > 1 and device.startswith("cuda:"):
+        raise AppError(
+            f"--device {device} names one GPU, but under torchrun each of the {world} processes "
+            "takes the GPU of its local rank; pass --device cuda (or auto)."
+        )
     if world > 1:
         if use_cuda:
             torch.cuda.set_device(local_rank)
