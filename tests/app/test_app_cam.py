@@ -9,13 +9,16 @@ from typing import Any
 
 import pytest
 import torch
+from app_helpers import TINY
 from torch import Tensor, nn
 
+from batchmix.app import report
 from batchmix.app.cam import box_iou, cam_boxes, class_activation_maps, localisation, normalise_maps
 from batchmix.app.config import TrainConfig
 from batchmix.app.data import load_data
 from batchmix.app.errors import AppError
 from batchmix.app.models import CamClassifier, SmallResNet, TorchvisionResNet
+from batchmix.app.report import run_cam
 
 
 class TestMaps:
@@ -162,3 +165,59 @@ def test_cam_command_on_the_localisation_data(
     assert again.code == 2 and "pass --overwrite" in again.err
     bad = cli("cam", str(run), "--images", "0,999", "--overwrite")
     assert bad.code == 2 and "expected test indices in [0, 64)" in bad.err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch digits run (about a second)."""
+    from batchmix.app.cli import main
+
+    run = tmp_path_factory.mktemp("cam") / "run"
+    small = ["--epochs", "1", "--train-subset", "64", "--test-subset", "32"]
+    assert main(["train", *TINY, *small, "--out", str(run)]) == 0
+    return run
+
+
+@pytest.mark.parametrize("images", ["", ",", " , "], ids=["empty", "comma", "blank"])
+def test_no_image_indices_is_an_error(images: str, tiny_run: Path, cli: Callable[..., Any]) -> None:
+    result = cli("cam", str(tiny_run), "--images", images)
+    assert result.code == 2
+    assert f"--images: expected comma-separated indices such as 0,5,9, got {images!r}" in result.err
+    assert not (tiny_run / "cam").exists()
+
+
+def test_run_cam_refuses_an_empty_index_list(tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(AppError, match="--images: expected at least one test index"):
+        run_cam(
+            str(tiny_run),
+            tmp_path / "cam",
+            indices=[],
+            count=8,
+            threshold=0.2,
+            loc_limit=None,
+            data_dir=None,
+            download=False,
+            overwrite=False,
+        )
+    assert not (tmp_path / "cam").exists()
+
+
+@pytest.mark.parametrize("target", ["taken", "taken/sub"], ids=["a-file", "under-a-file"])
+def test_unwritable_out_is_refused_before_the_work(
+    target: str,
+    tiny_run: Path,
+    tmp_path: Path,
+    cli: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(report, "load_trained", no_work)
+    (tmp_path / "taken").write_text("")
+    result = cli("cam", str(tiny_run), "--out", str(tmp_path / target))
+    assert result.code == 2
+    assert (
+        f"batchmix: error: cannot write the CAM files to {tmp_path / target}: expected a folder, "
+        f"but {tmp_path / 'taken'} is a file." in result.err
+    )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+from app_helpers import TINY
 
 COMMANDS = {
     "train": [
@@ -87,3 +91,50 @@ def test_every_method_has_a_report_title() -> None:
     from batchmix.app.report import METHOD_TITLES
 
     assert set(METHODS) == set(METHOD_TITLES)
+
+
+SMALL = ("--epochs", "1", "--train-subset", "64", "--test-subset", "32")
+
+
+@pytest.mark.parametrize(
+    ("command", "target"),
+    [
+        (["train", *TINY, *SMALL], "taken/sub"),
+        (["compare", *TINY, *SMALL, "--methods", "none", "--seeds", "1"], "taken/sub"),
+        (["show", "--size", "32"], "taken"),
+        (["show", "--size", "32"], "taken/sub"),
+    ],
+    ids=["train-under-a-file", "compare-under-a-file", "show-onto-a-file", "show-under-a-file"],
+)
+def test_unwritable_output_is_an_error_not_a_traceback(
+    command: list[str], target: str, cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_text("a file where a folder would go")
+    result = cli(*command, "--out", str(tmp_path / target))
+    assert result.code == 2, result.err
+    assert result.err.startswith("batchmix: error: ") and "Traceback" not in result.err
+    assert str(tmp_path / "taken") in result.err
+    assert (tmp_path / "taken").read_text() == "a file where a folder would go"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to read-only folders"
+)
+@pytest.mark.parametrize(
+    "command",
+    [["show", "--size", "32"], ["compare", *TINY, *SMALL, "--methods", "none", "--seeds", "1"]],
+    ids=["show", "compare"],
+)
+def test_read_only_folder_is_an_error(
+    command: list[str], cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = cli(*command, "--out", str(locked / "out"))
+    finally:
+        locked.chmod(0o700)
+    assert result.code == 2 and result.err.startswith("batchmix: error: ")
+    assert str(locked) in result.err and not any(locked.iterdir())

@@ -104,6 +104,85 @@ class TestCompare:
         assert checkpoint.read_bytes() == before
 
 
+SMALL_COMPARISON = (
+    *TINY,
+    "--seeds",
+    "1",
+    "--epochs",
+    "1",
+    "--train-subset",
+    "128",
+    "--test-subset",
+    "64",
+    "--cam-images",
+    "2",
+)
+
+
+def _time_column(report: str) -> list[str]:
+    return [line.rsplit("|", 2)[1] for line in report.splitlines() if line.endswith(" s |")]
+
+
+class TestRerun:
+    """``--resume`` and ``--overwrite`` on a finished comparison."""
+
+    def test_resume_keeps_the_wall_times_of_finished_runs(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "cmp"
+        args = ["compare", *SMALL_COMPARISON, "--methods", "none,cutmix", "--out", str(out)]
+        assert cli(*args).code == 0
+        before = json.loads((out / "results.json").read_text())
+        report = (out / "report" / "report.md").read_text()
+        again = cli(*args, "--resume")
+        assert again.code == 0, again.err
+        after = json.loads((out / "results.json").read_text())
+        assert [r["wall_s"] for r in after["runs"]] == [r["wall_s"] for r in before["runs"]]
+        for method in ("none", "cutmix"):
+            assert (
+                after["summary"][method]["wall_s_mean"] == before["summary"][method]["wall_s_mean"]
+            )
+        assert after["wall_s"] >= sum(r["wall_s"] for r in before["runs"])
+        assert _time_column((out / "report" / "report.md").read_text()) == _time_column(report)
+
+    def test_overwrite_removes_what_the_new_comparison_does_not_write(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        out = tmp_path / "cmp"
+        first = ["--methods", "none,cutmix", "--photos"]
+        assert cli("compare", *SMALL_COMPARISON, *first, "--out", str(out)).code == 0
+        assert (out / "report" / "photos_grid.png").exists()
+        # Things the comparison does not own stay: a note, a folder not named like a run, and a
+        # run-like link to a folder outside the comparison.
+        (out / "report" / "notes.txt").write_text("mine")
+        (out / "runs" / "scratch").mkdir()
+        outside = tmp_path / "elsewhere"
+        outside.mkdir()
+        (outside / "config.json").write_text("{}")
+        (out / "runs" / "mixup-seed0").symlink_to(outside, target_is_directory=True)
+
+        result = cli(
+            "compare", *SMALL_COMPARISON, "--methods", "none", "--out", str(out), "--overwrite"
+        )
+        assert result.code == 0, result.err
+        assert sorted(p.name for p in (out / "runs").iterdir()) == [
+            "mixup-seed0",
+            "none-seed0",
+            "scratch",
+        ]
+        assert (outside / "config.json").read_text() == "{}"
+        assert sorted(p.name for p in (out / "report").iterdir()) == [
+            "cam.png",
+            "curves.png",
+            "mixed_grid.png",
+            "notes.txt",
+            "report.md",
+        ]
+        report = (out / "report" / "report.md").read_text()
+        assert "photos_grid.png" not in report and "CutMix |" not in report
+        assert json.loads((out / "results.json").read_text())["methods"] == ["none"]
+
+
 class TestShow:
     def test_bundled_photos(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
         result = cli("show", "--out", str(tmp_path), "--size", "64")

@@ -8,6 +8,7 @@ were. See ``docs/APP.md`` for a tour.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import warnings
@@ -56,11 +57,14 @@ def _positive_int(text: str) -> int:
 
 def _indices(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        indices = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
+        indices = []
+    if not indices:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated indices such as 0,5,9, got {text!r}"
-        ) from None
+        )
+    return indices
 
 
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
@@ -610,6 +614,20 @@ def _format_warning(
     return f"batchmix: warning: {message}\n"
 
 
+def _describe_os_error(error: OSError) -> str:
+    """One line for an operating-system error, naming the path(s) it concerns."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    reason = error.strerror or str(error) or type(error).__name__
+    hints = {
+        errno.ENOTDIR: "; expected a folder, but a part of the path is a file",
+        errno.EEXIST: "; expected a folder or a new name, but a file is there",
+        errno.EACCES: "; expected a place batchmix may write to",
+        errno.EROFS: "; expected a place batchmix may write to",
+    }
+    hint = hints.get(error.errno, "") if error.errno is not None else ""
+    return f"cannot use {paths}: {reason}{hint}." if paths else f"{reason}{hint}."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     parser = build_parser()
@@ -623,6 +641,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, argv)
     except AppError as error:
         print(f"batchmix: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an output the file system refuses: unwritable, a file in the way
+        print(f"batchmix: error: {_describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("batchmix: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ Layout of a comparison folder::
         report.md              the table of test error, the figures, the setting and hardware
         curves.png             test error and training loss per epoch, mean ± std over seeds
         mixed_grid.png         Original / MixUp / CutOut / CutMix on training images
+        photos_grid.png        the same on scikit-image's photos (with ``photos=True``)
         cam.png                CAM overlays of the same test images under every method
 """
 
@@ -18,8 +19,11 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,9 +40,9 @@ from batchmix.app.data import Data, load_data
 from batchmix.app.errors import AppError
 from batchmix.app.figures import mix_examples, save_cam_figure, save_curves, save_mixed_grid
 from batchmix.app.models import CamClassifier
-from batchmix.app.train import load_trained, rebuild_model, train
+from batchmix.app.train import RUN_FILES, load_trained, rebuild_model, train
 
-__all__ = ["compare", "parse_methods", "pick_examples", "run_cam"]
+__all__ = ["check_writable", "compare", "parse_methods", "pick_examples", "run_cam"]
 
 METHOD_TITLES = {
     "none": "Baseline",
@@ -69,6 +73,33 @@ def parse_methods(text: str) -> list[str]:
     if len(set(names)) != len(names):
         raise AppError(f"--methods: each method may appear once, got {text!r}.")
     return names
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Checks, before any work, that files can be created in ``folder`` (made if missing).
+
+    The probe is a nameless temporary file in ``folder`` or, when it does not exist yet, in the
+    nearest folder above it that does; nothing is left behind.
+
+    Raises:
+        AppError: a file stands where a folder is needed, or the folder is not writable.
+    """
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        kind = "a file" if existing.is_file() else "not a folder"
+        raise AppError(
+            f"cannot write {what} to {folder}: expected a folder, but {existing} is {kind}."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise AppError(
+            f"cannot write {what} to {folder}: expected a writable folder, but creating a file in "
+            f"{existing} failed ({error.strerror or error})."
+        ) from None
 
 
 def pick_examples(labels: Tensor, count: int) -> list[int]:
@@ -133,10 +164,13 @@ def run_cam(
     overwrite: bool,
 ) -> dict[str, Any]:
     """The ``cam`` command: overlays for chosen test images, localisation when boxes exist."""
+    if indices is not None and not indices:
+        raise AppError("--images: expected at least one test index such as 0,5,9, got none.")
     figure_path, json_path = out / "cam.png", out / "cam.json"
     held = [p.name for p in (figure_path, json_path) if p.exists()]
     if held and not overwrite:
         raise AppError(f"{out} already holds {', '.join(held)}; pass --overwrite to replace them.")
+    check_writable(out, "the CAM files")
     model, data, payload = load_trained(checkpoint, data_dir=data_dir, download=download)
     if indices is None:
         indices = pick_examples(data.test.labels, count)
@@ -191,6 +225,92 @@ def _format(mean: float, std: float) -> str:
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
+#: The files of ``OUT/report/`` that a comparison writes (``--overwrite`` removes stale ones).
+REPORT_FILES = ("report.md", "curves.png", "mixed_grid.png", "photos_grid.png", "cam.png")
+_RUN_FOLDER = re.compile(r"(?P<method>[a-z]+)-seed-?[0-9]+")
+
+
+def _read_history(path: Path) -> list[dict[str, Any]]:
+    """The epoch records in a run's ``metrics.jsonl`` (none if it is missing)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def _earlier_runs(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """``(method, seed)`` → the run's entry in an earlier ``results.json`` in ``out``, if any."""
+    try:
+        earlier = json.loads((out / "results.json").read_text())
+        return {(str(r["method"]), int(r["seed"])): r for r in earlier["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _wall_time(
+    history: list[dict[str, Any]],
+    before: list[dict[str, Any]],
+    measured: float,
+    earlier: dict[str, Any] | None,
+) -> float:
+    """A run's wall time, counting the epochs trained before this call (``--resume``).
+
+    ``before`` is the run's metrics before ``train`` was called; the epochs it shares with the
+    final ``history`` were trained earlier. A run that was already finished keeps the wall time
+    an earlier ``results.json`` recorded for it (else the sum of its epochs' times), instead of
+    the time it took to reload; a resumed run adds its earlier epochs' times to ``measured``.
+    """
+    kept = 0
+    while kept < min(len(before), len(history)) and before[kept] == history[kept]:
+        kept += 1
+    if (
+        kept == len(history)
+        and earlier is not None
+        and earlier.get("history") == history
+        and isinstance(earlier.get("wall_s"), (int, float))
+    ):
+        return float(earlier["wall_s"])
+    previous = sum(float(record.get("epoch_s", 0.0)) for record in history[:kept])
+    return previous + (measured if kept < len(history) else 0.0)
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    """``--overwrite``: removes the run folders and report figures of an earlier comparison.
+
+    Only what a comparison writes is removed: ``runs/<method>-seed<k>`` folders that hold run
+    files and are not in ``keep``, and the report's own files; never a symbolic link or anything
+    outside ``out``.
+    """
+    root = out.resolve()
+    runs = out / "runs"
+    if runs.is_dir():
+        for folder in sorted(runs.iterdir()):
+            match = _RUN_FOLDER.fullmatch(folder.name)
+            if (
+                folder.name in keep
+                or match is None
+                or match["method"] not in METHODS
+                or folder.is_symlink()
+                or not folder.is_dir()
+                or not folder.resolve().is_relative_to(root)
+                or not any((folder / name).exists() for name in RUN_FILES)
+            ):
+                continue
+            shutil.rmtree(folder)
+    report = out / "report"
+    for name in REPORT_FILES:
+        path = report / name
+        if path.is_file() and path.resolve().is_relative_to(root):
+            path.unlink()
+
+
 def compare(
     base: TrainConfig,
     methods: Sequence[str],
@@ -208,8 +328,10 @@ def compare(
     """Trains every method with seeds ``base.seed … base.seed + seeds − 1`` and reports.
 
     Raises:
-        AppError: bad settings, missing data, or ``out`` already holds a comparison (unless
-            ``resume`` or ``overwrite``); nothing is written before these checks pass.
+        AppError: bad settings, missing data, ``out`` cannot be written, or ``out`` already holds
+            a comparison (unless ``resume`` or ``overwrite``); nothing is written before these
+            checks pass. With ``overwrite``, the run folders and report files of the earlier
+            comparison that this one does not rewrite are removed once every run has trained.
     """
     if seeds < 1:
         raise AppError(f"--seeds: expected a positive number of seeds, got {seeds}.")
@@ -230,13 +352,21 @@ def compare(
         for seed in range(base.seed, base.seed + seeds)
         for method in methods
     }
+    for folder in dict.fromkeys([out, out / "report", *(Path(c.out) for c in configs.values())]):
+        check_writable(folder, "the comparison")
     data = load_data(base)
+    earlier = _earlier_runs(out) if resume else {}
     started = time.perf_counter()
+    carried = 0.0  # time spent on reused epochs in earlier calls (--resume)
     runs: list[dict[str, Any]] = []
     for number, ((method, seed), config) in enumerate(configs.items(), start=1):
         print(f"[{number}/{len(configs)}] {method}, seed {seed} -> {config.out}", flush=True)
+        before = _read_history(Path(config.out) / "metrics.jsonl") if resume else []
         run_started = time.perf_counter()
         finished = train(config, resume=resume, overwrite=overwrite, data=data)
+        measured = time.perf_counter() - run_started
+        wall_s = _wall_time(finished["history"], before, measured, earlier.get((method, seed)))
+        carried += wall_s - measured
         runs.append(
             {
                 "method": method,
@@ -244,10 +374,12 @@ def compare(
                 "out": config.out,
                 "final": finished["final"],
                 "history": finished["history"],
-                "wall_s": time.perf_counter() - run_started,
+                "wall_s": wall_s,
                 "device": finished["device"],
             }
         )
+    if overwrite:
+        _remove_stale(out, {Path(c.out).name for c in configs.values()})
     report = out / "report"
     report.mkdir(parents=True, exist_ok=True)
 
@@ -332,8 +464,9 @@ def compare(
         "train_images": len(data.train),
         "test_images": len(data.test),
         "summary": summary,
+        "photos": photos,
         "runs": runs,
-        "wall_s": time.perf_counter() - started,
+        "wall_s": time.perf_counter() - started + carried,
         "environment": _environment(runs[0]["device"]),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -343,6 +476,10 @@ def compare(
 
 def _std(value: float | None) -> float:
     return math.nan if value is None else value
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def _augmentation(data: Data) -> str:
@@ -381,7 +518,7 @@ def _report_markdown(results: dict[str, Any], data: Data) -> str:
             if "gt_known_loc" in entry
             else (" – |" if has_loc else "")
         )
-        lines.append(f"| {name} | {top1} | {top5} |{loc} {entry['wall_s_mean']:.0f} s |")
+        lines.append(f"| {name} | {top1} | {top5} |{loc} {_seconds(entry['wall_s_mean'])} |")
     env = results["environment"]
     lines += [
         "",
@@ -403,7 +540,7 @@ def _report_markdown(results: dict[str, Any], data: Data) -> str:
         "",
         *(
             ["![The same on scikit-image's photos](photos_grid.png)", ""]
-            if (Path(results["out"]) / "report" / "photos_grid.png").exists()
+            if results.get("photos")
             else []
         ),
         "## Where the models look: class activation maps",
