@@ -43,10 +43,10 @@ __all__ = [
 _ROUNDER = np.float32(12582912.0)
 
 # Row length in bytes from which _copy_around_box copies around the box in one pass. Measured
-# side by side at 32-224 px: rows under 224 bytes (uint8 up to 160 px, float32 up to 48 px)
-# were 5-80% faster copied whole and then boxed; at 224 bytes (uint8, 224 px) the two ways
-# were within 6% of each other; float32 rows of 96 px and more were 2-10% faster in one pass.
-_SHORT_ROW_BYTES = 224
+# side by side against the one-pass copy, repeated calls on the same batch: rows under 64
+# bytes (uint8 images of 32 and 48 px) were up to 19% faster copied whole and then boxed;
+# from 64 bytes on (uint8 64-96 px, float32 32-48 px) they were up to 30% slower.
+_SHORT_ROW_BYTES = 64
 
 
 @njit(cache=True, nogil=True, inline="always")
