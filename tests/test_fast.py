@@ -164,22 +164,28 @@ class TestBoxes:
         from batchmix import _loops
 
         width = _loops._SHORT_ROW_BYTES // dtype.itemsize + step
-        images = _images(6, width - 1, dtype, width)
+        height = width - 1
+        images = _images(6, height, dtype, width)
         index = _index("any", 6, width)
         boxes = torch.tensor(
             [
-                [0, 0, width, width - 1],
-                [3, 5, width - 2, 9],
+                [0, 0, width, height],
+                [1, 1, width - 2, height - 1],
                 [0, 0, 0, 0],
-                [7, 7, 8, 8],
+                [2, 2, 3, 3],
                 [1, 0, width, 1],
-                [width - 1, 2, width, width - 1],
+                [width - 1, 2, width, height],
             ]
         )
+        box = (2, 1, width - 1, height - 2)
+        # Inside the image: the loops take them (else both calls would be the PyTorch path).
+        assert _fast.copy_boxes(images, torch.empty_like(images), index, boxes)
+        assert _fast.fill_boxes(torch.empty_like(images), box, 3.0, source=images)
         for call in (
             lambda: F.cutmix(images, index, boxes),
             lambda: F.cutout(images, boxes, 3.0),
-            lambda: F.cutmix(images, index, (2, 3, width - 4, width - 6)),
+            lambda: F.cutmix(images, index, box),
+            lambda: F.cutout(images, box, 3.0),
         ):
             compiled, eager = _both(call)
             assert torch.equal(compiled, eager)
