@@ -262,6 +262,32 @@ class TestOtherStructures:
             assert torch.equal(target["image_id"], torch.tensor([10 + i]))
             assert target["labels"].shape[0] == target["boxes"].shape[0]
 
+    @pytest.mark.parametrize("counts", [(2, 3, 1), (2, 2, 2)])
+    @pytest.mark.parametrize("factory", [batchmix.MixUp, batchmix.CutMix, batchmix.CutOut])
+    def test_entries_that_describe_the_image(self, counts: Any, factory: Any) -> None:
+        # image_size is per-image by name; "source" is not per-box in every target (with
+        # counts 2, 3, 1), so it stays with its sample; CutOut leaves targets alone anyway.
+        images = torch.rand(3, 3, SIZE, SIZE)
+        targets = [
+            {
+                "boxes": tv_tensors.BoundingBoxes(
+                    torch.tensor([[2.0, 2.0, 20.0, 20.0]] * n),
+                    format="XYXY",
+                    canvas_size=(SIZE, SIZE),
+                ),
+                "labels": torch.arange(n),
+                "image_size": torch.tensor([SIZE, SIZE]),
+                "source": torch.tensor([7, i]),
+            }
+            for i, n in enumerate(counts)
+        ]
+        _, out = factory(generator=torch.Generator().manual_seed(0))(images, targets)
+        for i, target in enumerate(out):
+            assert torch.equal(target["image_size"], torch.tensor([SIZE, SIZE]))
+            if len(set(counts)) > 1:
+                assert torch.equal(target["source"], torch.tensor([7, i]))
+            assert target["labels"].shape[0] == target["boxes"].shape[0]
+
 
 class TestMixUpBoxesNotInTheImage:
     def test_unmixed_samples_keep_only_their_boxes(self) -> None:

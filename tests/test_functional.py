@@ -292,3 +292,33 @@ def test_kernels_record_autograd_also_with_out(kernel: str) -> None:
         assert leaf.grad is not None
     with pytest.raises(ValueError, match=r"\w+: out must match images"):
         call(images.clone().requires_grad_(), out=torch.empty(3, 2, 5, 5))
+
+
+def test_tracked_calls_keep_layout_and_uint8_ignores_lambda_grad() -> None:
+    index = torch.tensor([2, 0, 1])
+    images = torch.rand(3, 3, 5, 6).contiguous(memory_format=torch.channels_last)
+    leaf = images.clone().requires_grad_()
+    for call in (
+        lambda x: F.mixup(x, index, 0.3),
+        lambda x: F.cutmix(x, index, torch.tensor([[0, 0, 3, 3], [1, 1, 6, 5], [2, 0, 2, 0]])),
+        lambda x: F.mask_mix(x, index, torch.ones(5, 6, dtype=torch.bool)),
+    ):
+        mixed = call(leaf)
+        assert mixed.requires_grad and mixed.stride() == images.stride()
+        assert torch.equal(mixed.detach(), call(images))
+    levels = torch.randint(0, 256, (3, 2, 4, 4), dtype=torch.uint8)
+    lam = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    expected = F.mixup(levels, index, lam)
+    assert torch.equal(F.mixup(levels, index, lam.clone().requires_grad_()), expected)
+
+
+def test_numpy_integers_in_a_box() -> None:
+    import numpy as np
+
+    images, index = torch.rand(2, 1, 6, 6), torch.tensor([1, 0])
+    box = (np.int64(1), np.int32(1), 4, 4)
+    expected = F.cutmix(images, index, (1, 1, 4, 4)), F.cutout(images, (1, 1, 4, 4))
+    for tracked in (False, True):  # the loops, then the PyTorch path (images requiring grad)
+        x = images.clone().requires_grad_(tracked)
+        torch.testing.assert_close(F.cutmix(x, index, box), expected[0])  # type: ignore[arg-type]
+        torch.testing.assert_close(F.cutout(x, box), expected[1])  # type: ignore[arg-type]

@@ -572,7 +572,7 @@ class TestRandomMixPerSample:
         assert mixed is work and not torch.equal(work, images)
         chooser.enabled = False
         mixed, rows = chooser(images, labels)
-        assert torch.equal(mixed, images) and mixed is not images  # a copy, never the input
+        assert mixed is images  # nothing mixed: the very same tensor, as every transform does
         assert torch.equal(rows, torch.nn.functional.one_hot(labels, K).float())
         chooser.enabled = True
         collate = batchmix.MixCollate(chooser)
@@ -581,18 +581,31 @@ class TestRandomMixPerSample:
         )
         assert batch.shape == images.shape and rows.shape == (8, K)
 
+    def test_members_find_labels_with_their_own_getter(self) -> None:
+        def getter(sample: dict[str, Any]) -> torch.Tensor:
+            return sample["target"]
+
+        members = [
+            batchmix.MixUp(num_classes=K, labels_getter=getter, mode="sample"),
+            batchmix.CutMix(num_classes=K, labels_getter=getter, mode="sample"),
+        ]
+        images, labels = _batch(16, 8)
+        sample = {"image": images, "target": labels, "ids": torch.arange(16)}
+        out = batchmix.RandomMix(members, mode="sample")(sample)
+        assert out["target"].shape == (16, K) and out["ids"] is sample["ids"]
+        assert not torch.equal(out["image"], images)
+
     def test_errors(self) -> None:
         with pytest.raises(TypeError, match="RandomMix: expected batchmix transforms"):
             batchmix.RandomMix([batchmix.MixUp(num_classes=K), v2.RandomErasing()], mode="sample")
         with pytest.raises(ValueError, match="RandomMix: expected mode to be one of"):
             batchmix.RandomMix([batchmix.MixUp(num_classes=K)], mode="elem")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="RandomMix: expected members with one num_classes"):
+            batchmix.RandomMix([batchmix.MixUp(num_classes=K), batchmix.CutOut()], mode="sample")
         chooser = batchmix.RandomMix(
-            [batchmix.MixUp(num_classes=K), batchmix.CutOut()], mode="sample",
-            generator=torch.Generator().manual_seed(0),
-        )  # fmt: skip
+            [batchmix.MixUp(num_classes=K), batchmix.CutOut(num_classes=K)], mode="sample"
+        )
         images, labels = _batch(16, 8)
-        with pytest.raises(ValueError, match="RandomMix: expected every member to return labels"):
-            chooser(images, labels)
         masks = tv_tensors.Mask(torch.zeros(16, 8, 8, dtype=torch.long))
         with pytest.raises(ValueError, match="RandomMix: expected one image batch"):
             chooser({"image": images, "masks": masks, "labels": labels})
@@ -678,6 +691,9 @@ class TestReferences:
         assert torch.equal(rows, expected)
         with pytest.raises(ValueError, match=r"MixUp: expected \(B, K\) rows of 0/1 targets"):
             transform(images, torch.arange(6))
+        with pytest.raises(ValueError, match=r"CutOut: expected \(B, K\) rows of 0/1 targets"):
+            batchmix.CutOut(multi_label=True)(images, torch.arange(6))
+        assert "multi_label=True" in repr(transform)
 
     @pytest.mark.parametrize(
         "name",

@@ -5,7 +5,8 @@ models expect: a list of dicts such as ``{"boxes": tv_tensors.BoundingBoxes (N, 
 (N,), ...}``, or a plain list of ``BoundingBoxes``. Inside a dict, a tensor whose first
 dimension equals the number of boxes in every target of the batch is per-box (labels, areas,
 ``iscrowd`` ...) and is kept, dropped or concatenated together with its box; entries named
-like ``image_id`` (``_PER_IMAGE_KEYS``) and all others stay with their own sample. Each output
+like ``image_id`` (``_PER_IMAGE_KEYS``) and all others stay with their own sample, and
+``labels``, ``area`` and the like (``_PER_BOX_KEYS``) must be per-box in every target. Each output
 dict also gets ``"weights"``: a float32 per-box weight (MixUp: λ for the sample's own boxes,
 1−λ for the partner's, boxes of weight 0 dropped; 1 for the cut-and-paste mixers, where an
 object is either visible or not).
@@ -130,9 +131,10 @@ def _is_target(node: Any) -> bool:
 
 
 def find_targets(
-    owner: str, sample: Any, batch_size: int, size: tuple[int, int]
+    owner: str, sample: Any, batch_size: int, size: tuple[int, int], *, settle: bool = True
 ) -> list[BoxTarget]:
-    """All detection targets of the sample in batch order (empty when it holds no boxes)."""
+    """All detection targets of the sample in batch order (empty when it holds no boxes);
+    ``settle=False`` leaves out the per-box checks, for a transform that leaves boxes alone."""
     found: list[Any] = []
 
     def visit(node: Any) -> Any | None:
@@ -150,30 +152,40 @@ def find_targets(
             f"got {len(found)} for a batch of {batch_size}."
         )
     targets = [_parse_target(owner, node, size) for node in found]
-    _settle_per_box(owner, targets)
+    if settle:
+        _settle_per_box(owner, targets)
     return targets
 
 
 # Entries of a target dict that describe the image, never one of its boxes.
-_PER_IMAGE_KEYS = frozenset({"image_id", "img_id", "id", "idx", "index", "orig_size", "size"})
+_PER_IMAGE_KEYS = frozenset(
+    {"image_id", "img_id", "id", "idx", "index", "orig_size", "size", "image_size", "img_size"}
+)
+# Entries that are per-box in torchvision's and COCO's detection targets: one of these that is
+# not per-box in some target is an error rather than a guess.
+_PER_BOX_KEYS = frozenset(
+    {"labels", "area", "iscrowd", "masks", "keypoints", "scores", "difficult", "ignore"}
+)
 
 
 def _settle_per_box(owner: str, targets: list[BoxTarget]) -> None:
     """Decides, for the whole batch, which dict entries are per-box: those whose first
-    dimension equals the box count in every target. Entries named like ``image_id``
-    (``_PER_IMAGE_KEYS``) are per-image whatever their shape, so a ``(1,)`` id stays with its
-    sample when that sample has one box. An entry that looks per-box in some targets only is an
-    error, raised here, before anything is mixed; so is a per-box entry whose trailing shape or
-    dtype differs between targets (they are concatenated)."""
+    dimension equals the box count in every target, except names of ``_PER_IMAGE_KEYS``
+    (``image_id`` of shape ``(1,)`` describes the image even when it has one box). An entry
+    that is per-box in some targets only stays with its sample, unless its name is one of
+    ``_PER_BOX_KEYS``, which is an error; so is a per-box entry whose trailing shape or dtype
+    differs between targets (they are concatenated). Raised here, before anything is mixed."""
     keys = set().union(*(t.per_box for t in targets)) - _PER_IMAGE_KEYS
+    per_box = set()
     for key in sorted(keys):
         missing = [i for i, t in enumerate(targets) if key not in t.per_box]
-        if missing:
+        if missing and key in _PER_BOX_KEYS:
             raise ValueError(
-                f"{owner}: expected the detection entry {key!r} to be per-box (first dimension "
-                f"= number of boxes) in every target or in none, got targets {missing} without "
-                f"it; per-image entries are recognised by name: {sorted(_PER_IMAGE_KEYS)}."
+                f"{owner}: expected the detection entry {key!r} to hold one row per box in "
+                f"every target, got targets {missing} without such rows."
             )
+        if missing:
+            continue  # describes its sample, whatever its length
         kinds = {(tuple(t.per_box[key].shape[1:]), t.per_box[key].dtype) for t in targets}
         if len(kinds) > 1:
             found = ", ".join(f"{shape} {dtype}" for shape, dtype in sorted(kinds, key=str))
@@ -181,8 +193,9 @@ def _settle_per_box(owner: str, targets: list[BoxTarget]) -> None:
                 f"{owner}: expected the per-box entry {key!r} to have one trailing shape and "
                 f"dtype in every detection target, got {found}."
             )
+        per_box.add(key)
     for target in targets:
-        target.per_box = {k: v for k, v in target.per_box.items() if k in keys}
+        target.per_box = {k: v for k, v in target.per_box.items() if k in per_box}
 
 
 def _parse_target(owner: str, node: Any, size: tuple[int, int]) -> BoxTarget:

@@ -24,6 +24,8 @@ CutOut (DeVries & Taylor, 2017).
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import Tensor
 
@@ -75,8 +77,9 @@ def _prepare_out(name: str, images: Tensor, out: Tensor | None) -> Tensor:
 
 
 def _check_index(name: str, index: Tensor, images: Tensor) -> None:
-    """Partner indices of shape ``(B,)`` in ``[0, B)``; the range is not checked while
-    compiling (a data-dependent branch). The compiled loops check the same themselves."""
+    """Partner indices of shape ``(B,)`` in ``[0, B)``; the range is checked on CPU indices
+    only (the transforms draw them there), not while compiling (a data-dependent branch) nor on
+    a GPU (a device sync per call). The compiled loops check the same themselves."""
     batch = images.shape[0]
     if (
         index.ndim != 1
@@ -88,7 +91,7 @@ def _check_index(name: str, index: Tensor, images: Tensor) -> None:
             f"{name}: expected index to hold integer partner indices of shape ({batch},), got "
             f"{tuple(index.shape)} {index.dtype}."
         )
-    if batch and not _compiling():
+    if batch and not _compiling() and index.device.type == "cpu":  # no device sync per call
         bounds = torch.aminmax(index)
         low, high = int(bounds.min), int(bounds.max)
         if low < 0 or high >= batch:
@@ -103,7 +106,7 @@ def _check_boxes(name: str, boxes: Box | Tensor, images: Tensor) -> None:
     nothing. Negative boxes in a tensor are not looked for while compiling."""
     if isinstance(boxes, tuple):
         ints = len(boxes) == 4 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in boxes
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in boxes
         )
         if not ints or min(boxes) < 0:
             raise ValueError(
@@ -122,7 +125,7 @@ def _check_boxes(name: str, boxes: Box | Tensor, images: Tensor) -> None:
             f"{name}: expected boxes as a tuple (x1, y1, x2, y2) or a ({batch}, 4) integer "
             f"tensor, got {shown}."
         )
-    if batch and not _compiling() and bool((boxes < 0).any()):
+    if batch and not _compiling() and boxes.device.type == "cpu" and bool((boxes < 0).any()):
         raise ValueError(f"{name}: expected non-negative box coordinates, got {boxes.tolist()}.")
 
 
@@ -135,8 +138,11 @@ def _tracked(*tensors: object) -> bool:
 
 
 def _deliver(name: str, result: Tensor, images: Tensor, out: Tensor | None) -> Tensor:
-    """``result`` itself, or copied into ``out`` (``images`` for in place), checked first."""
+    """``result`` itself (in the images' memory layout), or copied into ``out`` (``images``
+    for in place), checked first."""
     if out is None:
+        if result.stride() != images.stride():  # e.g. channels-last images
+            return torch.empty_like(images).copy_(result)
         return result
     if out is not images:
         _prepare_out(name, images, out)
@@ -247,6 +253,8 @@ def mixup(
     if not floating and images.dtype != torch.uint8:
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
     index = index.to(images.device)
+    if not floating and isinstance(lam, Tensor):
+        lam = lam.detach()  # uint8 levels carry no gradient
     if _tracked(images, out, lam):
         _check_index("mixup", index, images)
         w, w1 = _weights(lam, images, images.dtype)

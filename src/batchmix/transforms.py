@@ -27,7 +27,6 @@ from batchmix.structures import (
     LabelsGetter,
     check_images,
     check_masks,
-    default_labels_getter,
     parse_labels_getter,
     parse_sample,
 )
@@ -131,6 +130,8 @@ class _BatchTransform(nn.Module):
 
     _labels_required = True
     _mixes_boxes = True
+    #: Whether detection boxes move with the pixels (CutOut passes them through as they are).
+    _moves_boxes = True
 
     def __init__(
         self,
@@ -225,7 +226,9 @@ class _BatchTransform(nn.Module):
                     f"{name}: expected no bounding boxes; boxes are mixed by CutMix, MixUp, "
                     "SaliencyMix, ResizeMix, Mosaic and passed through by CutOut."
                 )
-            targets = boxes.find_targets(name, parsed.sample, batch, (height, width))
+            targets = boxes.find_targets(
+                name, parsed.sample, batch, (height, width), settle=self._moves_boxes
+            )
         params = None
         if self.enabled:
             generator = sampling.resolve_generator(self.generator)
@@ -395,6 +398,7 @@ class _PairMixer(_BatchTransform):
         return (
             f"num_classes={self.num_classes}, alpha={self.alpha}, p={self.p}, mode={self.mode!r}, "
             f"partner={self.partner!r}, label_smoothing={self.label_smoothing}, inplace={self.inplace}"
+            + (", multi_label=True" if self.multi_label else "")
         )
 
     def _draw_applied_for_mode(
@@ -676,6 +680,7 @@ class CutOut(_BatchTransform):
     """
 
     _labels_required = False
+    _moves_boxes = False
 
     def __init__(
         self,
@@ -707,7 +712,8 @@ class CutOut(_BatchTransform):
         self.value: float = float(value)
 
     def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
-        if labels.ndim == 1 and self.num_classes is None and self.label_smoothing == 0.0:
+        plain = self.num_classes is None and self.label_smoothing == 0.0 and not self.multi_label
+        if labels.ndim == 1 and plain:
             return labels
         return super()._label_rows(labels, one_hot=one_hot)
 
@@ -742,7 +748,10 @@ class CutOut(_BatchTransform):
         return targets
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, value={self.value}, num_classes={self.num_classes}, p={self.p}"
+        return (
+            f"size={self.size}, value={self.value}, num_classes={self.num_classes}, p={self.p}"
+            + (", multi_label=True" if self.multi_label else "")
+        )
 
 
 class RandomMix(nn.Module):
@@ -799,6 +808,14 @@ class RandomMix(nn.Module):
                 raise TypeError(
                     "RandomMix: expected batchmix transforms (CutMix, MixUp, ...) with "
                     f"mode='sample', got {type(transform).__name__}."
+                )
+        if self.mode == "sample":
+            # Each sample takes its label row from its own member: the rows must match.
+            classes = [getattr(t, "num_classes", None) for t in transforms]
+            if len(set(classes)) > 1:
+                raise ValueError(
+                    "RandomMix: expected members with one num_classes with mode='sample' (their "
+                    f"label rows are combined), got {classes}."
                 )
         if isinstance(p, Tensor | np.ndarray):
             p = p.tolist()
@@ -865,48 +882,61 @@ class RandomMix(nn.Module):
         return transform([batch, labels])
 
     def _mix_per_sample(self, inputs: tuple[Any, ...], inplace: bool) -> Any:
-        """``mode="sample"``: each sample's image and label row from the member drawn for it."""
-        parsed = parse_sample("RandomMix", inputs, default_labels_getter, labels_required=True)
+        """``mode="sample"``: each sample's image and label row from the member drawn for it.
+
+        Members are called on the sample as given (their own ``labels_getter`` finds the
+        labels) and out of place; their outputs are read back the same way.
+        """
+        first = self.transforms[0]
+        assert isinstance(first, _BatchTransform)  # checked in __init__
+        getter = first._labels_getter
+        parsed = parse_sample("RandomMix", inputs, getter, labels_required=True)
         if parsed.masks or parsed.has_boxes or len(parsed.image_positions) != 1:
             raise ValueError(
                 "RandomMix: expected one image batch and its labels with mode='sample', got "
                 "masks, boxes or several image batches; use mode='batch' for those."
             )
-        images, labels = parsed.images[0], parsed.labels
-        assert labels is not None  # labels_required
+        images = parsed.images[0]
         generator = sampling.resolve_generator(self.generator)
-        weights = torch.tensor(self.p, dtype=torch.float64)
         batch = images.shape[0]
         choice = (
-            torch.multinomial(weights, batch, replacement=True, generator=generator)
+            torch.multinomial(
+                torch.tensor(self.p, dtype=torch.float64), batch, replacement=True,
+                generator=generator,
+            )
             if batch
-            else torch.zeros(0, dtype=torch.long)
-        )
-        mixed: Tensor | None = None
-        rows: Tensor | None = None
+            else torch.zeros(1, dtype=torch.long)
+        )  # fmt: skip
+        outputs: list[tuple[Tensor, Tensor, Tensor]] = []  # (chosen, images, label rows)
         for member in torch.unique(choice).tolist():
             transform = self.transforms[member]
-            assert isinstance(transform, _BatchTransform)  # checked in __init__
-            member_images, member_rows = transform.mix_batch(images, labels, inplace=False)
-            if mixed is None or rows is None:
-                # A member that mixed nothing returns the caller's own tensors: copy those.
-                mixed = member_images.clone() if member_images is images else member_images
-                rows = member_rows.clone() if member_rows is labels else member_rows
-                continue
-            if member_rows.shape != rows.shape or member_rows.dtype != rows.dtype:
-                raise ValueError(
-                    "RandomMix: expected every member to return labels of one shape and dtype "
-                    f"with mode='sample', got {tuple(rows.shape)} {rows.dtype} and "
-                    f"{tuple(member_rows.shape)} {member_rows.dtype}."
-                )
-            chosen = choice == member
-            mixed[chosen.to(mixed.device)] = member_images[chosen.to(member_images.device)]
-            rows[chosen.to(rows.device)] = member_rows[chosen.to(member_rows.device)]
-        if mixed is None or rows is None:  # an empty batch
-            first = self.transforms[0]
-            assert isinstance(first, _BatchTransform)
-            mixed, rows = first.mix_batch(images, labels, inplace=False)
-        if inplace:
+            assert isinstance(transform, _BatchTransform)
+            out = parse_sample(
+                "RandomMix",
+                (transform.mix_batch(*inputs, inplace=False),),
+                transform._labels_getter,
+                labels_required=True,
+            )
+            assert out.labels is not None
+            outputs.append((choice == member, out.images[0], out.labels))
+        if len(outputs) == 1 or all(member_images is images for _, member_images, _ in outputs):
+            _, mixed, rows = outputs[0]  # one member, or nothing mixed: its output as it is
+        else:
+            _, mixed, rows = outputs[0]
+            if mixed is images:
+                mixed = mixed.clone()  # never write into the caller's batch
+            if rows is parsed.labels:
+                rows = rows.clone()
+            for chosen, member_images, member_rows in outputs[1:]:
+                if member_rows.shape != rows.shape or member_rows.dtype != rows.dtype:
+                    raise ValueError(
+                        "RandomMix: expected every member to return labels of one shape and "
+                        f"dtype with mode='sample', got {tuple(rows.shape)} {rows.dtype} and "
+                        f"{tuple(member_rows.shape)} {member_rows.dtype}."
+                    )
+                mixed[chosen.to(mixed.device)] = member_images[chosen.to(member_images.device)]
+                rows[chosen.to(rows.device)] = member_rows[chosen.to(member_rows.device)]
+        if inplace and mixed is not images:
             mixed = images.copy_(mixed)
         return parsed.rebuild([mixed], [], rows)
 
