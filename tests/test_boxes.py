@@ -288,6 +288,18 @@ class TestOtherStructures:
                 assert torch.equal(target["source"], torch.tensor([7, i]))
             assert target["labels"].shape[0] == target["boxes"].shape[0]
 
+    def test_instance_masks_in_targets_are_refused_clearly(self) -> None:
+        images, targets = _batch(2, 0)
+        for target in targets:
+            count = target["boxes"].shape[0]
+            target["masks"] = tv_tensors.Mask(torch.zeros(count, SIZE, SIZE, dtype=torch.uint8))
+        before = images.clone()
+        with pytest.raises(ValueError, match="CutMix: expected detection targets without instance"):
+            batchmix.CutMix(inplace=True)(images, targets)
+        assert torch.equal(images, before)
+        _, out = batchmix.CutOut(size=4)(images, targets)  # passed through as they are
+        assert out[0]["masks"] is targets[0]["masks"]
+
 
 class TestMixUpBoxesNotInTheImage:
     def test_unmixed_samples_keep_only_their_boxes(self) -> None:

@@ -322,3 +322,16 @@ def test_numpy_integers_in_a_box() -> None:
         x = images.clone().requires_grad_(tracked)
         torch.testing.assert_close(F.cutmix(x, index, box), expected[0])  # type: ignore[arg-type]
         torch.testing.assert_close(F.cutout(x, box), expected[1])  # type: ignore[arg-type]
+
+
+def test_indices_for_images_on_another_device_are_checked_before_they_move() -> None:
+    # "meta" stands in for a GPU: the CPU index is range-checked before it is moved.
+    images = torch.empty(2, 3, 4, 4, device="meta")
+    bad = torch.tensor([5, 0])
+    for call in (
+        lambda: F.mixup(images, bad, 0.5),
+        lambda: F.cutmix(images, bad, (0, 0, 2, 2)),
+        lambda: F.mask_mix(images, bad, torch.ones(4, 4, dtype=torch.bool)),
+    ):
+        with pytest.raises(ValueError, match=r"expected partner indices in \[0, 2\)"):
+            call()

@@ -581,6 +581,33 @@ class TestRandomMixPerSample:
         )
         assert batch.shape == images.shape and rows.shape == (8, K)
 
+    def test_label_rows_follow_each_samples_member_even_when_nothing_is_mixed(self) -> None:
+        members = [
+            batchmix.MixUp(num_classes=K, p=0.0),
+            batchmix.CutMix(num_classes=K, p=0.0, label_smoothing=0.2),
+        ]
+        g = torch.Generator().manual_seed(1)
+        images, labels = _batch(16, 8)
+        mixed, rows = batchmix.RandomMix(members, mode="sample", generator=g)(images, labels)
+        choice = torch.multinomial(
+            torch.tensor([0.5, 0.5], dtype=torch.float64),
+            16,
+            replacement=True,
+            generator=torch.Generator().manual_seed(1),
+        )
+        assert mixed is images and 0 < int(choice.sum()) < 16
+        one_hot = torch.nn.functional.one_hot(labels, K).float()
+        smoothed = batchmix.functional.one_hot(labels, K, smoothing=0.2)
+        for i, m in enumerate(choice.tolist()):
+            assert torch.equal(rows[i], smoothed[i] if m else one_hot[i])
+
+    def test_members_without_num_classes_on_label_rows(self) -> None:
+        images, labels = _batch(16, 8)
+        rows = torch.nn.functional.one_hot(labels, K).float()
+        members = [batchmix.CutOut(size=4), batchmix.MixUp(num_classes=K)]
+        _, out = batchmix.RandomMix(members, mode="sample")(images, rows)
+        assert out.shape == (16, K)
+
     def test_members_find_labels_with_their_own_getter(self) -> None:
         def getter(sample: dict[str, Any]) -> torch.Tensor:
             return sample["target"]
@@ -601,7 +628,9 @@ class TestRandomMixPerSample:
         with pytest.raises(ValueError, match="RandomMix: expected mode to be one of"):
             batchmix.RandomMix([batchmix.MixUp(num_classes=K)], mode="elem")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="RandomMix: expected members with one num_classes"):
-            batchmix.RandomMix([batchmix.MixUp(num_classes=K), batchmix.CutOut()], mode="sample")
+            batchmix.RandomMix(
+                [batchmix.MixUp(num_classes=K), batchmix.CutOut(num_classes=K + 1)], mode="sample"
+            )
         chooser = batchmix.RandomMix(
             [batchmix.MixUp(num_classes=K), batchmix.CutOut(num_classes=K)], mode="sample"
         )

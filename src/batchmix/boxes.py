@@ -153,6 +153,14 @@ def find_targets(
         )
     targets = [_parse_target(owner, node, size) for node in found]
     if settle:
+        for node in found:
+            masks = [k for k, v in getattr(node, "items", dict)() if isinstance(v, tv_tensors.Mask)]
+            if masks:
+                raise ValueError(
+                    f"{owner}: expected detection targets without instance masks, got Mask "
+                    f"entries {masks}; mixing per-object masks (Mask R-CNN targets) is not "
+                    "supported."
+                )
         _settle_per_box(owner, targets)
     return targets
 

@@ -252,6 +252,8 @@ def mixup(
     floating = images.is_floating_point()
     if not floating and images.dtype != torch.uint8:
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
+    if images.device.type != "cpu":  # checked where the index is, before it moves
+        _check_index("mixup", index, images)
     index = index.to(images.device)
     if not floating and isinstance(lam, Tensor):
         lam = lam.detach()  # uint8 levels carry no gradient
@@ -347,6 +349,8 @@ def cutmix(
                 [0., 0., 0., 0.],
                 [0., 0., 0., 0.]])
     """
+    if images.device.type != "cpu":  # checked where the index is, before it moves
+        _check_index("cutmix", index, images)
     index = index.to(images.device)
     if _tracked(images, out):
         _check_index("cutmix", index, images)
@@ -570,6 +574,8 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
         tensor([[1., 0.],
                 [0., 1.]])
     """
+    if images.device.type != "cpu":  # checked where the index is, before it moves
+        _check_index("mask_mix", index, images)
     index = index.to(images.device)
     _check_index("mask_mix", index, images)
     height, width = images.shape[-2:]

@@ -175,9 +175,13 @@ def parse_sample(
         return ParsedSample(sample, list(sample), _PAIR_SPECS[type(sample)], [0], [], 1, False)
     leaves, spec = tree_flatten(sample)
     _reject_unsupported(owner, leaves)
-    mask_positions = [k for k, leaf in enumerate(leaves) if isinstance(leaf, tv_tensors.Mask)]
     has_boxes = any(isinstance(leaf, tv_tensors.BoundingBoxes) for leaf in leaves)
     in_targets = target_member_ids(sample) if has_boxes else set()
+    mask_positions = [  # segmentation masks; instance masks inside detection targets are not
+        k
+        for k, leaf in enumerate(leaves)
+        if isinstance(leaf, tv_tensors.Mask) and id(leaf) not in in_targets
+    ]
     dense = bool(mask_positions) or has_boxes
     labels_required = labels_required and not dense
 

@@ -812,7 +812,7 @@ class RandomMix(nn.Module):
         if self.mode == "sample":
             # Each sample takes its label row from its own member: the rows must match.
             classes = [getattr(t, "num_classes", None) for t in transforms]
-            if len(set(classes)) > 1:
+            if len({k for k in classes if k is not None}) > 1:
                 raise ValueError(
                     "RandomMix: expected members with one num_classes with mode='sample' (their "
                     f"label rows are combined), got {classes}."
@@ -919,11 +919,12 @@ class RandomMix(nn.Module):
             )
             assert out.labels is not None
             outputs.append((choice == member, out.images[0], out.labels))
-        if len(outputs) == 1 or all(member_images is images for _, member_images, _ in outputs):
-            _, mixed, rows = outputs[0]  # one member, or nothing mixed: its output as it is
-        else:
-            _, mixed, rows = outputs[0]
-            if mixed is images:
+        _, mixed, rows = outputs[0]  # one member drawn: its output as it is
+        if len(outputs) > 1:
+            # Images: untouched when no member mixed any (the input itself, as every transform
+            # returns it then); label rows: always each sample's own member's format.
+            combine_images = any(member_images is not images for _, member_images, _ in outputs)
+            if combine_images and mixed is images:
                 mixed = mixed.clone()  # never write into the caller's batch
             if rows is parsed.labels:
                 rows = rows.clone()
@@ -934,7 +935,8 @@ class RandomMix(nn.Module):
                         f"dtype with mode='sample', got {tuple(rows.shape)} {rows.dtype} and "
                         f"{tuple(member_rows.shape)} {member_rows.dtype}."
                     )
-                mixed[chosen.to(mixed.device)] = member_images[chosen.to(member_images.device)]
+                if combine_images:
+                    mixed[chosen.to(mixed.device)] = member_images[chosen.to(member_images.device)]
                 rows[chosen.to(rows.device)] = member_rows[chosen.to(member_rows.device)]
         if inplace and mixed is not images:
             mixed = images.copy_(mixed)
