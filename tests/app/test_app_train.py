@@ -363,3 +363,16 @@ def test_one_named_gpu_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(AppError, match=r"--device cuda:1 names one GPU.*pass --device cuda"):
         app_train._start_processes("cuda:1")
+
+
+def test_an_output_that_cannot_be_a_folder_is_refused_before_the_data_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taken").write_text("a file")
+
+    def no_data(config: TrainConfig) -> None:
+        raise AssertionError("the data was loaded before the output folder was checked")
+
+    monkeypatch.setattr(app_train, "load_data", no_data)
+    with pytest.raises(AppError, match=r"expected a folder, but .*taken is not one"):
+        train(tiny(tmp_path / "taken" / "run"))

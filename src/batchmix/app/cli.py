@@ -573,8 +573,10 @@ def _cam(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 def _show(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Draws the mixed-image grid on photos."""
+    from batchmix.app.report import check_writable
     from batchmix.app.show import run_show
 
+    check_writable(args.out, "the grid")  # before any drawing
     path = run_show(
         args.out / "mixed_grid.png",
         folder=args.images,

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -270,6 +271,18 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> str | None:
         return (
             f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it or "
             "--overwrite to replace it."
+        )
+    existing = out  # the folder, or the nearest one above it that exists: can files be made?
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"--out {out}: expected a folder, but {existing} is not one."
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        return (
+            f"--out {out}: expected a writable folder, got {error.strerror or error} in {existing}."
         )
     return None
 
