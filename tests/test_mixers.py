@@ -72,7 +72,7 @@ class TestPixelShares:
         batch=st.integers(1, 6),
         size=st.integers(4, 20),
         seed=st.integers(0, 10**6),
-        mode=st.sampled_from(["batch", "sample"]),
+        mode=st.sampled_from(["batch", "pair", "sample"]),
         partner=st.sampled_from(["roll", "flip", "random"]),
     )
     def test_share_of_each_source_equals_its_label_weight(
@@ -80,6 +80,10 @@ class TestPixelShares:
     ) -> None:
         images = _distinct(batch, size, seed)
         labels = torch.arange(batch) % K
+        if mode == "pair" and (partner == "roll" or name == "mosaic"):
+            with pytest.raises(ValueError, match=r"expected (partner 'flip'|mode to be one of)"):
+                _seeded(name, seed, mode=mode, partner=partner)
+            return
         transform = _seeded(name, seed, mode=mode, partner=partner)
         mixed, rows = transform(images, labels)
         params = _params(transform, seed, images)
@@ -203,19 +207,24 @@ class TestMaskKernels:
 
 @pytest.mark.parametrize("name", list(NEW))
 class TestCommonConventions:
-    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("mode", ["batch", "pair", "sample"])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
     def test_no_mutation_and_inplace_equal(self, name: str, mode: str, dtype: torch.dtype) -> None:
+        if mode == "pair" and name == "mosaic":
+            with pytest.raises(ValueError, match="Mosaic: expected mode to be one of"):
+                _seeded(name, 7, mode=mode, partner="flip")
+            return
         images = (torch.rand(5, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 255).to(
             dtype
         )
         labels = torch.tensor([0, 1, 2, 3, 4])
         before, version = images.clone(), images._version
-        mixed, rows = _seeded(name, 7, mode=mode)(images, labels)
+        kw: dict[str, Any] = {"mode": mode, "partner": "flip" if mode == "pair" else "roll"}
+        mixed, rows = _seeded(name, 7, **kw)(images, labels)
         assert images._version == version and torch.equal(images, before)
         assert mixed.dtype == dtype and not torch.equal(mixed, images)
         work = images.clone()
-        mixed_inplace, rows_inplace = _seeded(name, 7, mode=mode, inplace=True)(work, labels)
+        mixed_inplace, rows_inplace = _seeded(name, 7, inplace=True, **kw)(work, labels)
         assert mixed_inplace.data_ptr() == work.data_ptr()
         assert torch.equal(mixed_inplace, mixed) and torch.equal(rows_inplace, rows)
 

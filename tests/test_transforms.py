@@ -47,6 +47,13 @@ def _seeded(factory: Callable[..., _BatchTransform], seed: int, **kwargs: Any) -
     return factory(num_classes=K, generator=torch.Generator().manual_seed(seed), **kwargs)
 
 
+def _mode_kwargs(name: str, mode: str) -> dict[str, Any]:
+    """Constructor arguments for ``mode`` (pair mode needs a symmetric partner; CutOut has none)."""
+    if name == "cutout":
+        return {}
+    return {"mode": mode, "partner": "flip"} if mode == "pair" else {"mode": mode}
+
+
 def _partner_share(images: torch.Tensor, mixed: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Per sample, the share of pixels taken from the partner (checking each pixel's origin)."""
     own = (mixed == images).all(dim=1)
@@ -317,7 +324,7 @@ class TestPairMixers:
 
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 class TestCommon:
-    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("mode", ["batch", "pair", "sample"])
     @pytest.mark.parametrize(
         "dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8], ids=str
     )
@@ -325,7 +332,7 @@ class TestCommon:
         images, labels = _batch(5, 24, dtype=dtype)
         before = images.clone(), labels.clone()
         versions = images._version, labels._version
-        kwargs = {} if name == "cutout" else {"mode": mode}
+        kwargs = _mode_kwargs(name, mode)
         mixed, rows = _seeded(TRANSFORMS[name], 0, **kwargs)(images, labels)
         assert (images._version, labels._version) == versions
         assert torch.equal(images, before[0]) and torch.equal(labels, before[1])
@@ -333,10 +340,11 @@ class TestCommon:
         assert rows.shape == (5, K) and rows.dtype == torch.float32
         assert not torch.equal(mixed, images)
 
-    @pytest.mark.parametrize("mode", ["batch", "sample"])
-    def test_inplace_reuses_memory(self, name: str, mode: str) -> None:
-        images, labels = _batch(5, 24)
-        kwargs = {} if name == "cutout" else {"mode": mode}
+    @pytest.mark.parametrize("mode", ["batch", "pair", "sample"])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    def test_inplace_reuses_memory(self, name: str, mode: str, dtype: torch.dtype) -> None:
+        images, labels = _batch(5, 24, dtype=dtype)
+        kwargs = _mode_kwargs(name, mode)
         expected, expected_rows = _seeded(TRANSFORMS[name], 3, **kwargs)(images, labels)
         work = images.clone()
         mixed, rows = _seeded(TRANSFORMS[name], 3, inplace=True, **kwargs)(work, labels)
@@ -344,13 +352,17 @@ class TestCommon:
         assert torch.equal(mixed, expected) and torch.equal(rows, expected_rows)
 
     @pytest.mark.parametrize("batch_size", [1, 2, 3, 7])
-    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    @pytest.mark.parametrize("mode", ["batch", "pair", "sample"])
     @pytest.mark.parametrize("partner", ["roll", "flip", "random"])
     def test_odd_and_tiny_batches(
         self, name: str, batch_size: int, mode: str, partner: str
     ) -> None:
         images, labels = _batch(batch_size, 8)
         kwargs = {} if name == "cutout" else {"mode": mode, "partner": partner}
+        if mode == "pair" and partner == "roll" and name != "cutout":
+            with pytest.raises(ValueError, match="expected partner 'flip'"):
+                _seeded(TRANSFORMS[name], 0, **kwargs)
+            return
         mixed, rows = _seeded(TRANSFORMS[name], 0, **kwargs)(images, labels)
         assert mixed.shape == images.shape and rows.shape == (batch_size, K)
         torch.testing.assert_close(rows.sum(1), torch.ones(batch_size))
@@ -640,6 +652,125 @@ class TestRandomMixPerSample:
             chooser({"image": images, "masks": masks, "labels": labels})
 
 
+class TestPairMode:
+    """``mode="pair"``: timm's pair mode, one λ (and box) per pair of partners."""
+
+    @given(
+        batch=st.integers(1, 9),
+        seed=st.integers(0, 10**6),
+        partner=st.sampled_from(["flip", "random"]),
+        p=st.sampled_from([1.0, 0.5]),
+        name=st.sampled_from(["cutmix", "mixup"]),
+    )
+    def test_partners_swap_with_one_draw(
+        self, batch: int, seed: int, partner: str, p: float, name: str
+    ) -> None:
+        images, labels = _batch(batch, 12, seed)
+        images = images + torch.arange(batch).view(-1, 1, 1, 1)  # every pixel tells its sample
+        transform = _seeded(PAIR_MIXERS[name], seed, mode="pair", partner=partner, p=p)
+        params = _params_of(transform, seed, images)
+        assert params is not None and isinstance(params.lam, torch.Tensor)
+        index = params.index
+        assert torch.equal(index[index], torch.arange(batch))  # i's partner has i as partner
+        assert torch.equal(params.lam, params.lam[index])
+        if name == "cutmix":
+            assert isinstance(params.boxes, torch.Tensor)
+            assert torch.equal(params.boxes, params.boxes[index])
+        mixed, rows = transform(images, labels)
+        for i, j in enumerate(index.tolist()):
+            if name == "cutmix":  # the same region swapped both ways
+                x1, y1, x2, y2 = params.boxes[i].tolist()
+                assert torch.equal(mixed[i, :, y1:y2, x1:x2], images[j, :, y1:y2, x1:x2])
+            lam = float(params.lam[i])
+            expected = torch.zeros(K, dtype=torch.float64)
+            expected[labels[i]] += lam
+            expected[labels[j]] += 1.0 - lam
+            torch.testing.assert_close(rows[i].double(), expected, rtol=0, atol=1e-6)
+
+    def test_random_pairs_cover_the_batch(self) -> None:
+        g = torch.Generator().manual_seed(3)
+        for batch in (2, 7, 8):
+            index = sampling.partner_index(batch, "random", g, pairs=True)
+            assert torch.equal(index[index], torch.arange(batch))
+            assert int((index == torch.arange(batch)).sum()) == batch % 2
+
+    @pytest.mark.parametrize("name", ["cutmix", "mixup"])
+    def test_equals_timm_pair_mode(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        import numpy as np
+        import timm.data.mixup as timm_mixup
+
+        boxes: list[tuple[int, int, int, int]] = []
+        original = timm_mixup.cutmix_bbox_and_lam
+
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            (yl, yh, xl, xh), lam = original(*args, **kwargs)
+            boxes.append((xl, yl, xh, yh))
+            return (yl, yh, xl, xh), lam
+
+        monkeypatch.setattr(timm_mixup, "cutmix_bbox_and_lam", recorded)
+        batch = 8
+        images, labels = _batch(batch, 16)
+        reference = timm_mixup.Mixup(
+            mixup_alpha=1.0 if name == "mixup" else 0.0,
+            cutmix_alpha=1.0 if name == "cutmix" else 0.0,
+            mode="pair",
+            label_smoothing=0.0,
+            num_classes=K,
+        )
+        for seed in range(5):
+            boxes.clear()
+            np.random.seed(seed)
+            first_lams, _ = reference._params_per_elem(batch // 2)
+            np.random.seed(seed)
+            expected_images, expected_rows = reference(images.clone(), labels)
+            # The same pairs and λ as batchmix's pair mode with partner="flip" draws them.
+            index = sampling.partner_index(batch, "flip", None, pairs=True)
+            first_lams = torch.from_numpy(first_lams.astype(np.float64))
+            if name == "cutmix":
+                box_rows = torch.tensor(boxes + boxes[::-1])
+                lam = 1.0 - sampling.box_area_fraction(box_rows, 16, 16)
+                mixed = batchmix.functional.cutmix(images, index, box_rows)
+                assert torch.equal(mixed, expected_images)
+            else:
+                lam = torch.cat([first_lams, first_lams.flip(0)])
+                mixed = batchmix.functional.mixup(images, index, lam)
+                torch.testing.assert_close(mixed, expected_images)
+            rows = batchmix.functional.mix_labels(
+                batchmix.functional.one_hot(labels, K), index, lam
+            )
+            torch.testing.assert_close(rows, expected_rows)
+
+    def test_refused_where_pairs_do_not_exist(self) -> None:
+        with pytest.raises(
+            ValueError, match=r"CutMix: expected partner 'flip'.*got partner='roll'"
+        ):
+            batchmix.CutMix(num_classes=K, mode="pair")
+        with pytest.raises(
+            ValueError, match="Mosaic: expected mode to be one of 'batch', 'sample'"
+        ):
+            batchmix.Mosaic(mode="pair", partner="flip")
+        with pytest.raises(ValueError, match="RandomMix: expected mode to be one of 'batch'"):
+            batchmix.RandomMix([batchmix.MixUp(num_classes=K)], mode="pair")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="partner_index: expected partner 'flip' or 'random'"):
+            sampling.partner_index(4, "roll", None, pairs=True)
+
+    def test_collate_and_random_mix_members(self) -> None:
+        from torch.utils.data import default_collate
+
+        samples = [(torch.rand(3, 8, 8), i) for i in range(6)]
+        members = [
+            _seeded(batchmix.MixUp, 1, mode="pair", partner="random"),
+            _seeded(batchmix.CutMix, 1, mode="pair", partner="random"),
+        ]
+        for member in members:
+            expected = member(default_collate(samples))
+            member.generator = torch.Generator().manual_seed(1)
+            got = batchmix.MixCollate(member)(samples)
+            assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        _, rows = batchmix.RandomMix(members)(*default_collate(samples))
+        assert rows.shape == (6, K)
+
+
 class TestReferences:
     def test_cutmix_equals_torchvision(self) -> None:
         images, labels = _batch(7, 33)
@@ -747,7 +878,11 @@ class TestErrors:
             ({"alpha": -1}, ValueError, "alpha"),
             ({"p": 1.5}, ValueError, r"p in \[0, 1\], got 1.5"),
             ({"p": -0.1}, ValueError, r"p in \[0, 1\]"),
-            ({"mode": "pair"}, ValueError, "mode to be one of 'batch', 'sample', got 'pair'"),
+            (
+                {"mode": "elem"},
+                ValueError,
+                "mode to be one of 'batch', 'pair', 'sample', got 'elem'",
+            ),
             (
                 {"partner": "shuffle"},
                 ValueError,

@@ -88,7 +88,8 @@ class ResizeMix(_PairMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         scale: range of τ, the pasted image's side as a fraction of the image side.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one τ and place per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one τ and place per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -143,13 +144,13 @@ class ResizeMix(_PairMixer):
         applied = self._draw_applied_for_mode(batch_size, generator)
         if applied is None:
             return None
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         boxes = sampling.resize_boxes(applied.shape[0], height, width, generator, self.scale)
         boxes[~applied] = 0
         lam, box_arg = _batch_or_sample(
             self.mode, 1.0 - sampling.box_area_fraction(boxes, height, width), boxes
         )
-        return MixParams(index=index, lam=lam, boxes=box_arg)
+        return self._paired(MixParams(index=index, lam=lam, boxes=box_arg))
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.resizemix(images, params.index, params.boxes, out=images if inplace else None)
@@ -194,12 +195,14 @@ class _MaskMixer(_PairMixer):
         if drawn is None:
             return None
         applied, lam = drawn
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         masks = self._draw_masks(lam, height, width, generator)
         masks[~applied] = False
         share = 1.0 - masks.flatten(1).double().mean(1)
-        return MaskParams(
-            index=index, lam=float(share[0]) if self.mode == "batch" else share, mask=masks
+        return self._paired(
+            MaskParams(
+                index=index, lam=float(share[0]) if self.mode == "batch" else share, mask=masks
+            )
         )
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
@@ -217,7 +220,8 @@ class FMix(_MaskMixer):
         alpha: Beta distribution parameter, > 0.
         decay_power: spectral decay of the noise; larger values give smoother, blobbier masks.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one λ and mask per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one λ and mask per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -285,7 +289,8 @@ class GridMix(_MaskMixer):
         alpha: Beta distribution parameter, > 0.
         grid: inclusive range of the number of cells per side.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one λ and grid per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one λ and grid per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -359,7 +364,8 @@ class SaliencyMix(_PairMixer):
         alpha: Beta distribution parameter, > 0.
         saliency: ``"spectral"`` or a callable returning ``(B, H, W)`` saliency maps.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -434,7 +440,7 @@ class SaliencyMix(_PairMixer):
         if drawn is None:
             return None
         applied, lam = drawn
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         sources = index[: lam.shape[0]]
         peaks = saliency.peak(self._maps(images.index_select(0, sources.to(images.device)))).cpu()
         boxes = sampling.boxes_at(peaks, lam, height, width)
@@ -442,7 +448,7 @@ class SaliencyMix(_PairMixer):
         lam_out, box_arg = _batch_or_sample(
             self.mode, 1.0 - sampling.box_area_fraction(boxes, height, width), boxes
         )
-        return MixParams(index=index, lam=lam_out, boxes=box_arg)
+        return self._paired(MixParams(index=index, lam=lam_out, boxes=box_arg))
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.cutmix(images, params.index, params.boxes, out=images if inplace else None)
@@ -474,6 +480,8 @@ class Mosaic(_PairMixer):
         >>> int((labels > 0).sum(1).max())
         4
     """
+
+    _pairs = False  # three partners per sample: there are no pairs to share draws
 
     def __init__(
         self,
@@ -514,7 +522,7 @@ class Mosaic(_PairMixer):
         applied = self._draw_applied_for_mode(batch_size, generator)
         if applied is None:
             return None
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         second = index[index]
         partners = torch.stack([index, second, index[second]])
         centres = sampling.mosaic_centres(

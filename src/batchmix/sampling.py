@@ -37,7 +37,7 @@ __all__ = [
     "resolve_generator",
 ]
 
-Mode = Literal["batch", "sample"]
+Mode = Literal["batch", "pair", "sample"]
 Partner = Literal["roll", "flip", "random"]
 MODES: tuple[str, ...] = get_args(Mode)
 PARTNERS: tuple[str, ...] = get_args(Partner)
@@ -106,13 +106,32 @@ def bernoulli(p: float, n: int, generator: torch.Generator | None) -> Tensor:
     return torch.rand(n, generator=generator, dtype=torch.float64) < p
 
 
-def partner_index(batch_size: int, partner: Partner, generator: torch.Generator | None) -> Tensor:
+def partner_index(
+    batch_size: int, partner: Partner, generator: torch.Generator | None, *, pairs: bool = False
+) -> Tensor:
     """Index of each sample's partner, shape ``(B,)``, dtype int64.
 
     ``"roll"`` pairs sample i with i−1 (torchvision's ``roll(1, 0)``), ``"flip"`` with B−1−i
     (timm's ``flip(0)``), ``"random"`` with the next sample along a random cyclic order, so that no
     sample is paired with itself when B ≥ 2. A batch of one is paired with itself.
+
+    With ``pairs=True`` the index is its own inverse (sample i's partner has i as its partner):
+    ``"flip"`` already is; ``"random"`` pairs the samples two by two along a random order, the
+    last one of an odd batch with itself; ``"roll"`` is refused.
     """
+    if pairs and partner == "random":
+        order = torch.randperm(batch_size, generator=generator)
+        half = batch_size // 2
+        first, second = order[:half], order[half : 2 * half]
+        index = torch.arange(batch_size)
+        index[first] = second
+        index[second] = first
+        return index
+    if pairs and partner == "roll":
+        raise ValueError(
+            "partner_index: expected partner 'flip' or 'random' with pairs=True ('roll' pairs "
+            "sample i with i−1, whose partner is i−2), got 'roll'."
+        )
     # Built with NumPy, whose per-op cost on a few hundred numbers is a fraction of torch's.
     if partner == "roll":
         roll = np.arange(-1, batch_size - 1, dtype=np.int64)

@@ -10,11 +10,12 @@ changes nothing else in a program.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ class MixParams:
     def weight(self, i: int) -> float:
         """Sample ``i``'s λ."""
         return float(self.lam[i]) if isinstance(self.lam, Tensor) else float(self.lam)
+
+
+_P = TypeVar("_P", bound=MixParams)
 
 
 def _check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
@@ -391,8 +395,41 @@ class _PairMixer(_BatchTransform):
         self.alpha = _check_number(
             name, "alpha", alpha, low=0.0, high=math.inf, low_open=True, high_open=True
         )
-        self.mode: Mode = _check_choice(name, "mode", mode, MODES)  # type: ignore[assignment]
+        modes = MODES if self._pairs else tuple(m for m in MODES if m != "pair")
+        self.mode: Mode = _check_choice(name, "mode", mode, modes)  # type: ignore[assignment]
         self.partner: Partner = _check_choice(name, "partner", partner, PARTNERS)  # type: ignore[assignment]
+        if self.mode == "pair" and self.partner == "roll":
+            raise ValueError(
+                f"{name}: expected partner 'flip' (timm's pairs i and B−1−i) or 'random' with "
+                "mode='pair', where each pair shares λ and swaps both ways; got partner='roll' "
+                "(the default), which pairs i with i−1 but i−1 with i−2."
+            )
+
+    #: Whether ``mode="pair"`` is offered (not by Mosaic, which takes three partners).
+    _pairs = True
+
+    def _partners(self, batch_size: int, generator: torch.Generator | None) -> Tensor:
+        """Each sample's partner; in pair mode an index that is its own inverse."""
+        return sampling.partner_index(
+            batch_size, self.partner, generator, pairs=self.mode == "pair"
+        )
+
+    def _paired(self, params: _P) -> _P:
+        """Pair mode: every pair takes the per-sample draws of its first sample (λ, box, mask),
+        so that sample i and its partner j swap the same region, or blend with the same λ.
+
+        Other modes return ``params`` as they are.
+        """
+        if self.mode != "pair":
+            return params
+        index = params.index
+        first = torch.minimum(torch.arange(index.shape[0]), index)
+        changes: dict[str, Any] = {}
+        for name in ("lam", "boxes", "mask"):
+            value = getattr(params, name, None)
+            if isinstance(value, Tensor):
+                changes[name] = value.index_select(0, first)
+        return dataclasses.replace(params, **changes)
 
     def extra_repr(self) -> str:
         return (
@@ -429,7 +466,8 @@ class MixUp(_PairMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one λ per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one λ per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -491,8 +529,8 @@ class MixUp(_PairMixer):
             if drawn is None:
                 return None
             lam = drawn[1]
-        index = sampling.partner_index(batch_size, self.partner, generator)
-        return MixParams(index=index, lam=lam)
+        index = self._partners(batch_size, generator)
+        return self._paired(MixParams(index=index, lam=lam))
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.mixup(images, params.index, params.lam, out=images if inplace else None)
@@ -533,7 +571,8 @@ class CutMix(_PairMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
-        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample.
+        mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample,
+            ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
@@ -614,7 +653,7 @@ class CutMix(_PairMixer):
         if drawn is None:
             return None
         applied, lam = drawn
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         boxes = sampling.cutmix_boxes(lam, height, width, generator, self.box_range)
         boxes[~applied] = 0
         if self.correct_lam or self.box_range is not None:
@@ -622,7 +661,7 @@ class CutMix(_PairMixer):
         if self.mode == "batch":
             x1, y1, x2, y2 = (int(v) for v in boxes[0])
             return MixParams(index=index, lam=float(lam[0]), boxes=(x1, y1, x2, y2))
-        return MixParams(index=index, lam=lam, boxes=boxes)
+        return self._paired(MixParams(index=index, lam=lam, boxes=boxes))
 
     def _make_batch_params(
         self, batch_size: int, height: int, width: int, generator: torch.Generator | None
@@ -631,7 +670,7 @@ class CutMix(_PairMixer):
         if not self._draw_applied_once(generator):
             return None
         lam = sampling.beta_one(self.alpha, generator)
-        index = sampling.partner_index(batch_size, self.partner, generator)
+        index = self._partners(batch_size, generator)
         box = sampling.cutmix_box(lam, height, width, generator)
         if self.correct_lam:
             x1, y1, x2, y2 = box
@@ -790,7 +829,7 @@ class RandomMix(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.mode: Mode = _check_choice("RandomMix", "mode", mode, MODES)  # type: ignore[assignment]
+        self.mode: Mode = _check_choice("RandomMix", "mode", mode, ("batch", "sample"))  # type: ignore[assignment]
         if (
             isinstance(transforms, nn.Module)
             or not isinstance(transforms, Sequence)

@@ -126,6 +126,33 @@ class TestRun:
         assert isinstance(mixer, batchmix.RandomMix) and mixer.p == [0.25, 0.75]
         assert isinstance(mixer.transforms[1], batchmix.CutOut) and mixer.transforms[1].size == 5
 
+    def test_pair_mode(self, tmp_path: Path, cli: Callable[..., Any]) -> None:
+        names = ("mixup", "cutmix", "resizemix", "fmix", "gridmix", "saliencymix", "cutout")
+        config = TrainConfig(
+            method="mix", mix_mode="pair", mix_weights=tuple((n, 1.0) for n in names)
+        )
+        mixer = build_mixer(config, 10, 28)
+        assert isinstance(mixer, batchmix.RandomMix)
+        for member in mixer.transforms[:-1]:
+            assert (member.mode, member.partner) == ("pair", "flip")
+        with pytest.raises(AppError, match="--mix-mode pair: expected methods that mix pairs"):
+            TrainConfig(method="mosaic", mix_mode="pair")
+        out = tmp_path / "pair"
+        result = cli(
+            "train",
+            *TINY,
+            "--epochs",
+            "1",
+            "--method",
+            "cutmix",
+            "--mix-mode",
+            "pair",
+            "--out",
+            str(out),
+        )
+        assert result.code == 0, result.err
+        assert load_checkpoint(out)["config"]["mix_mode"] == "pair"
+
 
 class TestOutputFolder:
     def test_refuses_a_folder_holding_a_run(self, tmp_path: Path, cli: Callable[..., Any]) -> None:

@@ -173,9 +173,10 @@ def _add_training(parser: argparse.ArgumentParser, *, with_method: bool) -> None
     )
     mixing.add_argument(
         "--mix-mode",
-        choices=("batch", "sample"),
+        choices=("batch", "pair", "sample"),
         default="batch",
-        help="one λ per batch or per sample (default: batch)",
+        help="one λ per batch, per pair (timm's pair mode: samples i and B−1−i swap with one λ "
+        "and box) or per sample (default: batch)",
     )
     mixing.add_argument(
         "--per-sample",

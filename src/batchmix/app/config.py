@@ -26,7 +26,7 @@ METHODS = ("none", *MIXABLE, "mix")
 MODELS = ("small-resnet", "resnet18", "resnet50")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
-MIX_MODES = ("batch", "sample")
+MIX_MODES = ("batch", "pair", "sample")
 
 #: Fields that may differ between a run and its resumption: where it runs and what it shows,
 #: not what it computes. (The number of DataLoader workers is not among them: each worker
@@ -155,6 +155,12 @@ class TrainConfig:
             raise AppError(
                 f"--mix-weights: expected finite weights >= 0 with a positive total, got "
                 f"{list(self.mix_weights)}."
+            )
+        methods = [name for name, _ in self.mix_weights] if self.method == "mix" else [self.method]
+        if self.mix_mode == "pair" and "mosaic" in methods:
+            raise AppError(
+                "--mix-mode pair: expected methods that mix pairs of samples; Mosaic takes three "
+                "partners per sample (use --mix-mode batch or sample)."
             )
         if self.data == "imagefolder" and not self.data_dir:
             raise AppError("--data imagefolder needs --data-dir pointing at the image folder.")

@@ -71,6 +71,9 @@ RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json")
 def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Module | None:
     """The batch transform of ``config.method`` (``None`` for ``"none"``)."""
 
+    # Pair mode needs partners that pair both ways: timm's, sample i with B−1−i.
+    partner = "flip" if config.mix_mode == "pair" else "roll"
+
     def make(method: str) -> nn.Module:
         if method == "mixup":
             return batchmix.MixUp(
@@ -78,6 +81,7 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 alpha=config.alpha,
                 p=config.mix_prob,
                 mode=config.mix_mode,  # type: ignore[arg-type]
+                partner=partner,  # type: ignore[arg-type]
                 label_smoothing=config.label_smoothing,
             )
         if method in ("cutmix", "fmix", "saliencymix", "gridmix"):
@@ -92,6 +96,7 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 alpha=config.alpha,
                 p=config.mix_prob,
                 mode=config.mix_mode,
+                partner=partner,
                 label_smoothing=config.label_smoothing,
             )
         if method in ("resizemix", "mosaic"):  # no λ from Beta: their geometry sets the weights
@@ -100,6 +105,7 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
                 num_classes=num_classes,
                 p=config.mix_prob,
                 mode=config.mix_mode,  # type: ignore[arg-type]
+                partner=partner if method == "resizemix" else "roll",  # type: ignore[arg-type]
                 label_smoothing=config.label_smoothing,
             )
         # CutOut's square defaults to half the image side (16 px on CIFAR's 32, as in the paper).
