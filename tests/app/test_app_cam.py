@@ -167,6 +167,22 @@ def test_cam_command_on_the_localisation_data(
     assert bad.code == 2 and "expected test indices in [0, 64)" in bad.err
 
 
+def test_a_fresh_start_removes_the_maps_of_the_old_model(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    run = tmp_path / "run"
+    small = ["--epochs", "1", "--train-subset", "64", "--test-subset", "32", "--out", str(run)]
+    assert cli("train", *TINY, *small).code == 0
+    assert cli("cam", str(run), "--images", "0").code == 0
+    (run / "cam" / "notes.txt").write_text("mine")
+    assert cli("train", *TINY, *small, "--overwrite").code == 0
+    assert sorted(p.name for p in (run / "cam").iterdir()) == ["notes.txt"]
+    assert cli("cam", str(run), "--images", "0").code == 0
+    (run / "cam" / "notes.txt").unlink()
+    assert cli("train", *TINY, *small, "--overwrite").code == 0
+    assert not (run / "cam").exists()
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch digits run (about a second)."""

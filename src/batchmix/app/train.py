@@ -63,6 +63,9 @@ __all__ = [
 
 #: The files that make a folder "hold a run".
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json")
+#: What ``batchmix cam RUN`` writes into the run by default: maps of the model a fresh start
+#: replaces, removed with it.
+CAM_FILES = ("cam.png", "cam.json")
 
 
 # ----------------------------------------------------------------------------- the mix
@@ -293,6 +296,16 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> str | None:
     return None
 
 
+def _remove_cam(folder: Path) -> None:
+    """Removes the CAM figure and record of an earlier model (the folder too, once empty)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for name in CAM_FILES:
+        (folder / name).unlink(missing_ok=True)
+    if not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def _comparable(config: TrainConfig, data: Data) -> TrainConfig:
     """``config`` with the image size it resolves to on ``data`` (``None`` means its own)."""
     return dataclasses.replace(config, image_size=config.image_size or data.image_size)
@@ -515,6 +528,7 @@ def train(
         if checkpoint is None:
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
+            _remove_cam(out / "cam")
             _write_json(out / "config.json", config.to_dict())
             metrics_path.write_text("")
         else:
