@@ -154,10 +154,12 @@ class TestCutMix:
                 F.cutmix(x, index, boxes),
                 F.cutmix(x, index, (1, 2, 5, 6)),
                 F.cutout(x, boxes, 0.5),
+                F.jigsaw(x, order, (2, 4)),
                 F.mix_labels(F.one_hot(index, 4, smoothing=0.1), index, lam),
             )
 
         compiled = torch.compile(step, fullgraph=True, backend="eager")
+        order = torch.rand(4, 8).argsort(1)
         index = torch.tensor([3, 0, 1, 2])
         lam = torch.rand(4, dtype=torch.float64)
         boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
+from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
 import batchmix
@@ -337,3 +338,236 @@ def test_mix_labels_multi() -> None:
     weights = torch.tensor([[0.25] * 4, [0.75] * 4], dtype=torch.float64)
     mixed = functional.mix_labels_multi(rows, indices, weights)
     torch.testing.assert_close(mixed[0], torch.tensor([0.25, 0.75, 0.0, 0.0]))
+
+
+def _tiles(image: torch.Tensor, grid: tuple[int, int]) -> list[torch.Tensor]:
+    """The tiles of one ``(..., H, W)`` image, row by row."""
+    rows, cols = grid
+    th, tw = image.shape[-2] // rows, image.shape[-1] // cols
+    return [
+        image[..., r * th : (r + 1) * th, c * tw : (c + 1) * tw]
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+class TestJigsaw:
+    @given(
+        batch=st.integers(1, 5),
+        grid=st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda g: g[0] * g[1] > 1),
+        tile=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        seed=st.integers(0, 10**6),
+        p=st.sampled_from([1.0, 0.5]),
+        dtype=st.sampled_from([torch.float32, torch.uint8]),
+    )
+    def test_each_sample_gets_a_new_order_of_its_own_tiles(
+        self,
+        batch: int,
+        grid: tuple[int, int],
+        tile: tuple[int, int],
+        seed: int,
+        p: float,
+        dtype: torch.dtype,
+    ) -> None:
+        size = (grid[0] * tile[0], grid[1] * tile[1])
+        images = torch.randperm(batch * 2 * size[0] * size[1]).view(batch, 2, *size)
+        images = (images % 251).to(dtype) if dtype == torch.uint8 else images.to(dtype)
+        transform = batchmix.Jigsaw(
+            grid=grid, num_classes=K, p=p, generator=torch.Generator().manual_seed(seed)
+        )
+        labels = torch.arange(batch) % K
+        mixed, rows = transform(images, labels)
+        params = _params(transform, seed, images) if p == 1.0 else None
+        assert torch.equal(rows, TF.one_hot(labels, K).float())
+        tiles = grid[0] * grid[1]
+        for i in range(batch):
+            before, after = _tiles(images[i], grid), _tiles(mixed[i], grid)
+            for t in range(tiles):
+                assert any(torch.equal(after[t], before[s]) for s in range(tiles)), (
+                    "an output tile is none of the sample's tiles"
+                )
+            if params is not None:
+                expected = params.order[i].tolist()  # type: ignore[attr-defined]
+                assert sorted(expected) == list(range(tiles))
+                assert expected != list(range(tiles))  # never the image itself
+                assert all(torch.equal(after[t], before[expected[t]]) for t in range(tiles))
+
+    def test_orders_are_uniform_over_the_new_ones(self) -> None:
+        transform = batchmix.Jigsaw(grid=(2, 2), generator=torch.Generator().manual_seed(0))
+        params = transform.make_params(4600, 4, 4, torch.Generator().manual_seed(0))
+        assert params is not None
+        seen: dict[tuple[int, ...], int] = {}
+        for row in params.order.tolist():  # type: ignore[attr-defined]
+            seen[tuple(row)] = seen.get(tuple(row), 0) + 1
+        assert (0, 1, 2, 3) not in seen and len(seen) == 23
+        assert min(seen.values()) > 140 and max(seen.values()) < 260  # 200 expected each
+        two = batchmix.Jigsaw(grid=(1, 2)).make_params(50, 2, 2, torch.Generator().manual_seed(1))
+        assert two is not None and two.order.tolist() == [[1, 0]] * 50  # type: ignore[attr-defined]
+
+    def test_masks_follow_their_tiles_and_inplace_is_equal(self) -> None:
+        ids = torch.arange(3 * 8 * 8).view(3, 8, 8)
+        images = ids.unsqueeze(1).expand(3, 3, 8, 8).float().contiguous()
+        sample = {"image": images, "mask": tv_tensors.Mask(ids.clone()), "labels": torch.arange(3)}
+        out = batchmix.Jigsaw(grid=(2, 4), generator=torch.Generator().manual_seed(5))(sample)
+        assert isinstance(out["mask"], tv_tensors.Mask)
+        assert torch.equal(out["mask"].float(), out["image"][:, 0])
+        assert not torch.equal(out["image"], images)
+        work = images.clone().contiguous(memory_format=torch.channels_last)
+        again = batchmix.Jigsaw(
+            grid=(2, 4), inplace=True, generator=torch.Generator().manual_seed(5)
+        )(work, torch.arange(3))[0]
+        assert again.data_ptr() == work.data_ptr() and torch.equal(again, out["image"])
+
+    def test_gradients_and_labels(self) -> None:
+        images = torch.rand(2, 3, 4, 4, requires_grad=True)
+        mixed = batchmix.Jigsaw(grid=(2, 2))(images)
+        (mixed * torch.arange(mixed.numel()).view_as(mixed)).sum().backward()
+        assert images.grad is not None and sorted(images.grad.flatten().tolist()) == list(
+            map(float, range(images.numel()))
+        )
+        labels = torch.tensor([1, 2])
+        assert batchmix.Jigsaw(grid=(2, 2))(images.detach(), labels)[1] is labels
+        _, rows = batchmix.RandomMix(
+            [batchmix.Jigsaw(grid=(2, 2), num_classes=K), batchmix.CutMix(num_classes=K)]
+        )(images.detach(), labels)
+        assert rows.shape == (2, K)
+
+    def test_errors(self) -> None:
+        for grid in [(1, 1), (0, 2), (2,), (2.0, 2), "2x2"]:
+            with pytest.raises(ValueError, match="Jigsaw: expected grid to be"):
+                batchmix.Jigsaw(grid=grid)  # type: ignore[arg-type]
+        images = torch.rand(2, 3, 6, 8)
+        before = images.clone()
+        with pytest.raises(ValueError, match="Jigsaw: expected the image height divisible by 4"):
+            batchmix.Jigsaw(grid=(4, 4), inplace=True)(images)
+        assert torch.equal(images, before)
+        boxes = tv_tensors.BoundingBoxes(
+            torch.tensor([[0, 0, 2, 2]]), format="XYXY", canvas_size=(6, 8)
+        )
+        targets = [{"boxes": boxes, "labels": torch.tensor([1])}] * 2
+        with pytest.raises(ValueError, match="Jigsaw: expected no bounding boxes"):
+            batchmix.Jigsaw(grid=(2, 2))(images, targets)
+        with pytest.raises(ValueError, match=r"jigsaw: expected order to hold integer tile"):
+            functional.jigsaw(images, torch.zeros(2, 3, dtype=torch.long), (2, 2))
+        with pytest.raises(ValueError, match=r"jigsaw: expected tile indices in \[0, 4\)"):
+            functional.jigsaw(images, torch.full((2, 4), 4), (2, 2))
+
+
+def _segmented(batch: int, size: int, classes: int, seed: int) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(seed)
+    masks = torch.randint(0, classes, (batch, size, size), generator=g)
+    images = torch.rand(batch, 3, size, size, generator=g)
+    return {"image": images, "mask": tv_tensors.Mask(masks), "labels": torch.arange(batch) % K}
+
+
+class TestTransplantation:
+    @given(
+        batch=st.integers(1, 6),
+        size=st.integers(1, 9),
+        classes=st.integers(1, 4),
+        seed=st.integers(0, 10**6),
+        partner=st.sampled_from(["roll", "flip", "random"]),
+        excluded=st.sampled_from([(), (0,), (0, 2)]),
+    )
+    def test_one_class_of_the_partner_moves_with_its_pixels(
+        self,
+        batch: int,
+        size: int,
+        classes: int,
+        seed: int,
+        partner: str,
+        excluded: tuple[int, ...],
+    ) -> None:
+        sample = _segmented(batch, size, classes, seed)
+        images, masks = sample["image"], sample["mask"]
+        transform = batchmix.Transplantation(
+            excluded_labels=excluded,
+            num_classes=K,
+            partner=partner,  # type: ignore[arg-type]
+            generator=torch.Generator().manual_seed(seed),
+        )
+        out = transform(sample)
+        params = transform.make_params(
+            batch, size, size, torch.Generator().manual_seed(seed), masks=masks
+        )
+        assert params is not None
+        index, region = params.index, params.mask  # type: ignore[attr-defined]
+        for i, j in enumerate(index.tolist()):
+            eligible = [c for c in masks[j].unique().tolist() if c not in excluded]
+            if not eligible:
+                assert not bool(region[i].any())
+            else:
+                taken = [c for c in eligible if torch.equal(region[i], masks[j] == c)]
+                assert len(taken) == 1, "the region is not one eligible class of the partner"
+            assert torch.equal(out["image"][i], torch.where(region[i], images[j], images[i]))
+            assert torch.equal(out["mask"][i], torch.where(region[i], masks[j], masks[i]))
+            share = float(region[i].double().mean())
+            expected = torch.zeros(K, dtype=torch.float64)
+            expected[int(sample["labels"][i])] += 1 - share
+            expected[int(sample["labels"][j])] += share
+            torch.testing.assert_close(out["labels"][i].double(), expected, rtol=0, atol=1e-6)
+        assert isinstance(out["mask"], tv_tensors.Mask)
+
+    def test_donor_is_the_previous_sample_and_classes_are_drawn_uniformly(self) -> None:
+        masks = torch.zeros(2, 4, 4, dtype=torch.long)
+        masks[0, :, :2], masks[0, :, 2:] = 1, 2  # sample 0 holds classes 1 and 2, sample 1 only 0
+        images = torch.stack([torch.ones(3, 4, 4), torch.zeros(3, 4, 4)])
+        transform = batchmix.Transplantation(
+            excluded_labels=(0,), generator=torch.Generator().manual_seed(0)
+        )
+        counts = {1: 0, 2: 0}
+        for _ in range(400):
+            out = transform({"image": images, "mask": tv_tensors.Mask(masks)})
+            assert torch.equal(out["image"][0], images[0])  # its donor has no eligible class
+            taken = out["mask"][1].unique().tolist()
+            assert taken in ([0, 1], [0, 2])
+            counts[taken[1]] += 1
+            assert torch.equal(out["image"][1][0] == 1, out["mask"][1] != 0)
+        assert 160 < counts[1] < 240
+
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    def test_inplace_collate_and_mask_shapes(self, dtype: torch.dtype) -> None:
+        sample = _segmented(4, 8, 3, 1)
+        sample["image"] = (sample["image"] * 255).to(dtype)
+        sample["extra"] = tv_tensors.Mask(sample["mask"].unsqueeze(1) * 10)  # (B, 1, H, W)
+
+        def make(**kw: Any) -> batchmix.Transplantation:
+            return batchmix.Transplantation(
+                num_classes=K, generator=torch.Generator().manual_seed(3), **kw
+            )
+
+        expected = make()(sample)
+        assert torch.equal(expected["extra"][:, 0], expected["mask"] * 10)  # follows the first
+        work = {k: v.clone() for k, v in sample.items()}
+        got = make(inplace=True)(work)
+        assert got["image"].data_ptr() == work["image"].data_ptr()
+        assert all(torch.equal(got[k], expected[k]) for k in expected)
+        samples = [
+            {
+                k: type(v)(v[i]) if isinstance(v, tv_tensors.Mask) else v[i]
+                for k, v in sample.items()
+            }
+            for i in range(4)
+        ]
+
+        def keep_masks(batch: list[dict[str, Any]]) -> dict[str, Any]:
+            # default_collate returns tv_tensors as plain tensors; masks must stay Masks.
+            out = default_collate(batch)
+            return {k: tv_tensors.Mask(v) if k in ("mask", "extra") else v for k, v in out.items()}
+
+        collated = batchmix.MixCollate(make(), collate_fn=keep_masks)(samples)
+        assert all(torch.equal(collated[k], expected[k]) for k in expected)
+
+    def test_errors(self) -> None:
+        images = torch.rand(2, 3, 4, 4)
+        with pytest.raises(ValueError, match="Transplantation: expected segmentation masks"):
+            batchmix.Transplantation()(images)
+        float_masks = tv_tensors.Mask(torch.zeros(2, 4, 4))
+        with pytest.raises(ValueError, match="Transplantation: expected integer class masks"):
+            batchmix.Transplantation()({"image": images, "mask": float_masks})
+        for bad in [(0.5,), 3, "0"]:
+            with pytest.raises(ValueError, match="Transplantation: expected excluded_labels"):
+                batchmix.Transplantation(excluded_labels=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="Transplantation: expected partner to be one of"):
+            batchmix.Transplantation(partner="next")  # type: ignore[arg-type]
+        assert "excluded_labels=(0,)" in repr(batchmix.Transplantation(excluded_labels=[0]))

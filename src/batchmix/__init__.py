@@ -8,7 +8,15 @@ in the DataLoader's collate function and reproducible randomness.
 from batchmix import functional, saliency, sampling
 from batchmix.collate import MixCollate
 from batchmix.losses import MixCrossEntropy, mix_cross_entropy
-from batchmix.mixers import FMix, GridMix, Mosaic, ResizeMix, SaliencyMix
+from batchmix.mixers import (
+    FMix,
+    GridMix,
+    Jigsaw,
+    Mosaic,
+    ResizeMix,
+    SaliencyMix,
+    Transplantation,
+)
 from batchmix.transforms import CutMix, CutOut, MixParams, MixUp, RandomMix
 
 __all__ = [
@@ -16,6 +24,7 @@ __all__ = [
     "CutOut",
     "FMix",
     "GridMix",
+    "Jigsaw",
     "MixCollate",
     "MixCrossEntropy",
     "MixParams",
@@ -24,6 +33,7 @@ __all__ = [
     "RandomMix",
     "ResizeMix",
     "SaliencyMix",
+    "Transplantation",
     "functional",
     "mix_cross_entropy",
     "saliency",

@@ -36,6 +36,7 @@ __all__ = [
     "box_mask",
     "cutmix",
     "cutout",
+    "jigsaw",
     "mask_mix",
     "mix_index_labels",
     "mix_labels",
@@ -589,6 +590,62 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
         )
     target = images if out is images else _prepare_out("mask_mix", images, out)
     return torch.where(mask, images.index_select(0, index), images, out=target)
+
+
+def jigsaw(
+    images: Tensor, order: Tensor, grid: tuple[int, int], *, out: Tensor | None = None
+) -> Tensor:
+    """Rearranges the tiles of every image: the image is cut into a ``rows × cols`` grid of
+    equal tiles, numbered row by row, and tile ``t`` of sample ``i`` receives the input's tile
+    ``order[i, t]`` of the same sample.
+
+    Args:
+        images: ``(B, ..., H, W)`` tensor of any dtype, H divisible by ``rows`` and W by ``cols``.
+        order: ``(B, rows·cols)`` integer source tile of every output tile (a permutation per
+            row moves every tile; ``arange`` rows leave a sample as it is).
+        grid: ``(rows, cols)``.
+        out: where to write the result; ``images`` itself works in place.
+
+    Example:
+        >>> x = torch.arange(4.0).view(1, 1, 2, 2)
+        >>> jigsaw(x, torch.tensor([[3, 2, 1, 0]]), (2, 2))[0, 0]
+        tensor([[3., 2.],
+                [1., 0.]])
+    """
+    rows, cols = grid
+    batch, (height, width) = images.shape[0], images.shape[-2:]
+    if images.ndim < 3 or rows < 1 or cols < 1 or height % rows or width % cols:
+        raise ValueError(
+            f"jigsaw: expected images (B, ..., H, W) with H divisible by {rows} and W by {cols}, "
+            f"got {tuple(images.shape)}."
+        )
+    tiles = rows * cols
+    if (
+        order.shape != (batch, tiles)
+        or order.is_floating_point()
+        or order.is_complex()
+        or order.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"jigsaw: expected order to hold integer tile indices of shape ({batch}, {tiles}), got "
+            f"{tuple(order.shape)} {order.dtype}."
+        )
+    if batch and not _compiling() and order.device.type == "cpu":
+        bounds = torch.aminmax(order)
+        if int(bounds.min) < 0 or int(bounds.max) >= tiles:
+            raise ValueError(
+                f"jigsaw: expected tile indices in [0, {tiles}), got values from "
+                f"{int(bounds.min)} to {int(bounds.max)}."
+            )
+    # (B, ..., rows, th, cols, tw) -> (B, ..., rows·cols, th, tw): one row of tiles per sample.
+    cut = images.view(*images.shape[:-2], rows, height // rows, cols, width // cols)
+    flat = cut.transpose(-3, -2).flatten(-4, -3)
+    lead = (batch,) + (1,) * (flat.ndim - 4)
+    source = order.to(device=images.device, dtype=torch.long).view(*lead, tiles, 1, 1)
+    moved = torch.gather(flat, -3, source.expand(flat.shape))
+    result = moved.view(*moved.shape[:-3], rows, cols, *moved.shape[-2:])
+    result = result.transpose(-3, -2).reshape(images.shape)
+    return _deliver("jigsaw", result, images, out)
 
 
 def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:

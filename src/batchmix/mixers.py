@@ -1,5 +1,6 @@
 """More mixers: :class:`ResizeMix`, :class:`FMix`, :class:`SaliencyMix`, :class:`GridMix`,
-:class:`Mosaic`.
+:class:`Mosaic`, :class:`Transplantation`, and :class:`Jigsaw`, which shuffles tiles within each
+image.
 
 They share the conventions of :class:`~batchmix.CutMix` (input structures, label formats,
 ``mode``, ``partner``, ``p``, ``generator``, uint8/float, ``inplace``, errors), and their label
@@ -8,13 +9,13 @@ weight is always the exact share of pixels each source contributes. Segmentation
 
 Papers: ResizeMix (Qin et al., 2020), FMix (Harris et al., 2020), SaliencyMix (Uddin et al.,
 ICLR 2021), GridMix (Baek et al., Pattern Recognition 2021), Mosaic (Bochkovskiy et al.,
-YOLOv4, 2020).
+YOLOv4, 2020), Transplantation (Sellner et al., MICCAI 2023).
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -25,9 +26,9 @@ from batchmix import boxes, saliency, sampling
 from batchmix import functional as F
 from batchmix.sampling import Mode, Partner
 from batchmix.structures import LabelsGetter
-from batchmix.transforms import MixParams, _PairMixer
+from batchmix.transforms import MixParams, _BatchTransform, _KeepsLabels, _PairMixer
 
-__all__ = ["FMix", "GridMix", "Mosaic", "ResizeMix", "SaliencyMix"]
+__all__ = ["FMix", "GridMix", "Jigsaw", "Mosaic", "ResizeMix", "SaliencyMix", "Transplantation"]
 
 
 def _check_range(
@@ -573,3 +574,233 @@ class Mosaic(_PairMixer):
         tiles = cast(MosaicParams, params)
         own = torch.arange(rows.shape[0]).unsqueeze(0)
         return F.mix_labels_multi(rows, torch.cat([own, tiles.partners]), tiles.weights)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JigsawParams(MixParams):
+    """Parameters of Jigsaw: ``order`` ``(B, rows·cols)``, the source tile of every tile."""
+
+    order: Tensor
+
+
+class Jigsaw(_KeepsLabels):
+    """Jigsaw (kornia's ``RandomJigsaw``): every image is cut into a ``grid`` of equal tiles,
+    which are shuffled within the image.
+
+    Each mixed sample gets its own random order of the tiles, never the one it had; nothing
+    moves between images, so labels are unchanged (as ``(B, K)`` rows when ``num_classes`` is
+    given, the format of the mixers beside it in a :class:`~batchmix.RandomMix`). Segmentation
+    masks move with their tiles. Tiles are numbered row by row in the input and the output
+    alike, so an order ``0, 1, …`` is the image itself. The image height must be divisible by
+    the grid's rows and the width by its columns.
+
+    Args:
+        grid: ``(rows, cols)`` of tiles, at least two tiles in all.
+        num_classes: number of classes; when set, index labels become ``(B, K)`` rows.
+        p: probability that each sample is shuffled.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)`` for the output rows.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets; smoothing then moves
+            each towards 0.5.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule), a callable, or ``None`` (no labels).
+
+    Example:
+        >>> images = Jigsaw(grid=(2, 2))(torch.rand(4, 3, 32, 32))
+        >>> images.shape
+        torch.Size([4, 3, 32, 32])
+    """
+
+    _mixes_boxes = False
+
+    def __init__(
+        self,
+        *,
+        grid: tuple[int, int] = (4, 4),
+        num_classes: int | None = None,
+        p: float = 1.0,
+        label_smoothing: float = 0.0,
+        multi_label: bool = False,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            p=p,
+            label_smoothing=label_smoothing,
+            multi_label=multi_label,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        ints = (
+            isinstance(grid, tuple | list)
+            and len(grid) == 2
+            and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in grid)
+        )
+        if not ints or min(grid) < 1 or grid[0] * grid[1] < 2:
+            raise ValueError(
+                f"Jigsaw: expected grid to be (rows, cols) of positive ints with at least two "
+                f"tiles, got {grid!r}."
+            )
+        self.grid: tuple[int, int] = (int(grid[0]), int(grid[1]))
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+    ) -> MixParams | None:
+        rows, cols = self.grid
+        if height % rows or width % cols:
+            raise ValueError(
+                f"Jigsaw: expected the image height divisible by {rows} and the width by {cols} "
+                f"(grid={self.grid}), got {height}×{width}."
+            )
+        applied = self._draw_applied(batch_size, generator)
+        if not bool(applied.any()):
+            return None
+        tiles = rows * cols
+        identity = torch.arange(tiles)
+        # Uniform over the orders other than the identity: draw, and draw again where it came.
+        order = torch.rand(batch_size, tiles, generator=generator, dtype=torch.float64).argsort(1)
+        while True:
+            again = applied & (order == identity).all(1)
+            count = int(again.sum())
+            if count == 0:
+                break
+            order[again] = torch.rand(
+                count, tiles, generator=generator, dtype=torch.float64
+            ).argsort(1)
+        order[~applied] = identity
+        return JigsawParams(index=torch.arange(batch_size), lam=1.0, order=order)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        order = cast(JigsawParams, params).order
+        return F.jigsaw(images, order, self.grid, out=images if inplace else None)
+
+    def extra_repr(self) -> str:
+        return f"grid={self.grid}, num_classes={self.num_classes}, p={self.p}" + (
+            ", multi_label=True" if self.multi_label else ""
+        )
+
+
+class Transplantation(_BatchTransform):
+    """Transplantation (Sellner et al., "Semantic segmentation of surgical hyperspectral images
+    under geometric domain shifts", MICCAI 2023; kornia's ``RandomTransplantation``): one class
+    of the partner's segmentation mask is copied, pixels and mask, into the sample.
+
+    For every mixed sample, one class is drawn uniformly among those present in its partner's
+    mask (``excluded_labels`` left out), and wherever the partner's mask holds that class the
+    sample takes the partner's pixels and mask values. The first segmentation mask batch
+    (``tv_tensors.Mask``) of the sample chooses the regions; every mask batch follows them. A
+    partner without an eligible class leaves the sample unchanged. Classification labels, when
+    present, are mixed by pixel share like every other mixer's.
+
+    Args:
+        excluded_labels: mask values never transplanted (e.g. the background, ``(0,)``).
+        num_classes: number of classes; required for index labels of shape ``(B,)``.
+        p: probability that each sample receives a transplant.
+        partner: ``"roll"`` (the donor is sample i−1, as kornia's), ``"flip"`` or ``"random"``.
+        label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
+        multi_label: labels are ``(B, K)`` rows of independent 0/1 targets.
+        inplace: reuse the batch's memory instead of allocating the output.
+        generator: CPU generator to draw from; torch's global RNG when ``None``.
+        labels_getter: ``"default"`` (torchvision's rule), a callable, or ``None`` (no labels).
+
+    Example:
+        >>> from torchvision import tv_tensors
+        >>> masks = tv_tensors.Mask(torch.randint(0, 3, (4, 16, 16)))
+        >>> out = Transplantation(excluded_labels=(0,))({"image": torch.rand(4, 3, 16, 16), "mask": masks})
+        >>> out["mask"].shape
+        torch.Size([4, 16, 16])
+    """
+
+    _labels_required = False
+    _mixes_boxes = False
+    _reads_masks = True
+
+    def __init__(
+        self,
+        *,
+        excluded_labels: Sequence[int] = (),
+        num_classes: int | None = None,
+        p: float = 1.0,
+        partner: Partner = "roll",
+        label_smoothing: float = 0.0,
+        multi_label: bool = False,
+        inplace: bool = False,
+        generator: torch.Generator | None = None,
+        labels_getter: str | LabelsGetter | None = "default",
+    ) -> None:
+        super().__init__(
+            num_classes=num_classes,
+            p=p,
+            label_smoothing=label_smoothing,
+            multi_label=multi_label,
+            inplace=inplace,
+            generator=generator,
+            labels_getter=labels_getter,
+        )
+        values = list(excluded_labels) if isinstance(excluded_labels, Sequence) else None
+        if values is None or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
+        ):
+            raise ValueError(
+                "Transplantation: expected excluded_labels to be a sequence of ints, got "
+                f"{excluded_labels!r}."
+            )
+        self.excluded_labels: tuple[int, ...] = tuple(int(v) for v in values)
+        if partner not in sampling.PARTNERS:
+            raise ValueError(
+                "Transplantation: expected partner to be one of "
+                f"{', '.join(map(repr, sampling.PARTNERS))}, got {partner!r}."
+            )
+        self.partner: Partner = partner
+
+    def make_params(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None,
+        images: Tensor | None = None,
+        masks: Tensor | None = None,
+    ) -> MixParams | None:
+        if masks is None:
+            raise ValueError(
+                "Transplantation: expected segmentation masks (tv_tensors.Mask) in the sample to "
+                "draw the transplanted classes from, got none."
+            )
+        if masks.is_floating_point() or masks.is_complex():
+            raise ValueError(f"Transplantation: expected integer class masks, got {masks.dtype}.")
+        applied = self._draw_applied(batch_size, generator)
+        if not bool(applied.any()):
+            return None
+        index = sampling.partner_index(batch_size, self.partner, generator)
+        choice = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+        classes = masks.reshape(batch_size, height, width).cpu()
+        excluded = torch.tensor(self.excluded_labels, dtype=classes.dtype)
+        region = torch.zeros(batch_size, height, width, dtype=torch.bool)
+        for i in applied.nonzero().flatten().tolist():
+            donor = classes[int(index[i])]
+            present = torch.unique(donor)
+            present = present[~torch.isin(present, excluded)]
+            if present.numel():
+                label = present[int(float(choice[i]) * present.numel())]
+                region[i] = donor == label
+        lam = 1.0 - region.flatten(1).double().mean(1)
+        return MaskParams(index=index, lam=lam, mask=region)
+
+    def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
+        mask = cast(MaskParams, params).mask
+        return F.mask_mix(images, params.index, mask, out=images if inplace else None)
+
+    def extra_repr(self) -> str:
+        return (
+            f"excluded_labels={self.excluded_labels}, num_classes={self.num_classes}, p={self.p}, "
+            f"partner={self.partner!r}" + (", multi_label=True" if self.multi_label else "")
+        )

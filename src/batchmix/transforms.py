@@ -134,6 +134,9 @@ class _BatchTransform(nn.Module):
 
     _labels_required = True
     _mixes_boxes = True
+    #: Whether :meth:`make_params` takes ``masks=`` (the first segmentation mask batch, or
+    #: ``None``): transforms whose regions come from the masks (Transplantation).
+    _reads_masks = False
     #: Whether detection boxes move with the pixels (CutOut passes them through as they are).
     _moves_boxes = True
 
@@ -236,7 +239,12 @@ class _BatchTransform(nn.Module):
         params = None
         if self.enabled:
             generator = sampling.resolve_generator(self.generator)
-            params = self.make_params(batch, height, width, generator, images=parsed.images[0])
+            extra = (
+                {"masks": parsed.masks[0] if parsed.masks else None} if self._reads_masks else {}
+            )
+            params = self.make_params(
+                batch, height, width, generator, images=parsed.images[0], **extra
+            )
         if params is None:
             if samples is not None:
                 _stack(samples, parsed.images[0])
@@ -691,7 +699,24 @@ class CutMix(_PairMixer):
         return f"{super().extra_repr()}, correct_lam={self.correct_lam}, box_range={self.box_range}"
 
 
-class CutOut(_BatchTransform):
+class _KeepsLabels(_BatchTransform):
+    """Base for transforms that change pixels but not what the image shows (CutOut, Jigsaw):
+    labels pass through, as ``(B, K)`` rows when ``num_classes``, smoothing or ``multi_label``
+    asks for rows, else as given."""
+
+    _labels_required = False
+
+    def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
+        plain = self.num_classes is None and self.label_smoothing == 0.0 and not self.multi_label
+        if labels.ndim == 1 and plain:
+            return labels
+        return super()._label_rows(labels, one_hot=one_hot)
+
+    def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
+        return rows
+
+
+class CutOut(_KeepsLabels):
     """CutOut (DeVries & Taylor, "Improved Regularization of Convolutional Neural Networks with
     Cutout", 2017): one square per sample, centred uniformly and clipped, is filled with ``value``.
 
@@ -718,7 +743,6 @@ class CutOut(_BatchTransform):
         torch.Size([4, 3, 32, 32])
     """
 
-    _labels_required = False
     _moves_boxes = False
 
     def __init__(
@@ -750,12 +774,6 @@ class CutOut(_BatchTransform):
         self.size: int = int(size)
         self.value: float = float(value)
 
-    def _label_rows(self, labels: Tensor, *, one_hot: bool = True) -> Tensor:
-        plain = self.num_classes is None and self.label_smoothing == 0.0 and not self.multi_label
-        if labels.ndim == 1 and plain:
-            return labels
-        return super()._label_rows(labels, one_hot=one_hot)
-
     def make_params(
         self,
         batch_size: int,
@@ -774,9 +792,6 @@ class CutOut(_BatchTransform):
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.cutout(images, params.boxes, self.value, out=images if inplace else None)
-
-    def _mix_rows(self, rows: Tensor, params: MixParams) -> Tensor:
-        return rows
 
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return masks  # CutOut hides pixels; what the mask labels stays true
