@@ -82,12 +82,21 @@ class TestPixelShares:
         images = _distinct(batch, size, seed)
         labels = torch.arange(batch) % K
         if mode == "pair" and (partner == "roll" or name == "mosaic"):
-            with pytest.raises(ValueError, match=r"expected (partner 'flip'|mode to be one of)"):
+            with pytest.raises(
+                ValueError, match=r"expected (partner 'flip'|mode 'batch' or 'sample')"
+            ):
                 _seeded(name, seed, mode=mode, partner=partner)
             return
         transform = _seeded(name, seed, mode=mode, partner=partner)
         mixed, rows = transform(images, labels)
-        params = _params(transform, seed, images)
+        drawn = transform.make_params(
+            batch, size, size, torch.Generator().manual_seed(seed), images=images
+        )
+        if drawn is None:  # pair mode: the odd one out alone, left unmixed
+            assert mode == "pair" and batch == 1 and mixed is images
+            torch.testing.assert_close(rows, TF.one_hot(labels, K).float())
+            return
+        params = drawn
         sources, shares = _sources(params, batch)
         torch.testing.assert_close(rows.sum(1), torch.ones(batch))
         expected_rows = torch.zeros(batch, K, dtype=torch.float64)
@@ -212,7 +221,7 @@ class TestCommonConventions:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
     def test_no_mutation_and_inplace_equal(self, name: str, mode: str, dtype: torch.dtype) -> None:
         if mode == "pair" and name == "mosaic":
-            with pytest.raises(ValueError, match="Mosaic: expected mode to be one of"):
+            with pytest.raises(ValueError, match="Mosaic: expected mode 'batch' or 'sample'"):
                 _seeded(name, 7, mode=mode, partner="flip")
             return
         images = (torch.rand(5, 3, 20, 20, generator=torch.Generator().manual_seed(0)) * 255).to(

@@ -669,15 +669,21 @@ class TestPairMode:
         images = images + torch.arange(batch).view(-1, 1, 1, 1)  # every pixel tells its sample
         transform = _seeded(PAIR_MIXERS[name], seed, mode="pair", partner=partner, p=p)
         params = _params_of(transform, seed, images)
-        assert params is not None and isinstance(params.lam, torch.Tensor)
+        mixed, rows = transform(images, labels)
+        if params is None:  # no pair drawn to be mixed: the very input comes back
+            assert mixed is images
+            assert torch.equal(rows, torch.nn.functional.one_hot(labels, K).float())
+            return
+        assert isinstance(params.lam, torch.Tensor)
         index = params.index
         assert torch.equal(index[index], torch.arange(batch))  # i's partner has i as partner
         assert torch.equal(params.lam, params.lam[index])
         if name == "cutmix":
             assert isinstance(params.boxes, torch.Tensor)
             assert torch.equal(params.boxes, params.boxes[index])
-        mixed, rows = transform(images, labels)
         for i, j in enumerate(index.tolist()):
+            if i == j:  # the odd one out is left as it is, bit for bit
+                assert float(params.lam[i]) == 1.0 and torch.equal(mixed[i], images[i])
             if name == "cutmix":  # the same region swapped both ways
                 x1, y1, x2, y2 = params.boxes[i].tolist()
                 assert torch.equal(mixed[i, :, y1:y2, x1:x2], images[j, :, y1:y2, x1:x2])
@@ -746,13 +752,73 @@ class TestPairMode:
         ):
             batchmix.CutMix(num_classes=K, mode="pair")
         with pytest.raises(
-            ValueError, match="Mosaic: expected mode to be one of 'batch', 'sample'"
+            ValueError, match="Mosaic: expected mode 'batch' or 'sample', got 'pair'"
         ):
             batchmix.Mosaic(mode="pair", partner="flip")
-        with pytest.raises(ValueError, match="RandomMix: expected mode to be one of 'batch'"):
-            batchmix.RandomMix([batchmix.MixUp(num_classes=K)], mode="pair")  # type: ignore[arg-type]
+        for member in (
+            batchmix.MixUp(num_classes=K),
+            batchmix.CutMix(num_classes=K, mode="pair", partner="random"),
+            "not a transform",
+        ):
+            with pytest.raises((ValueError, TypeError), match="RandomMix: expected"):
+                batchmix.RandomMix([member], mode="pair")  # type: ignore[list-item]
         with pytest.raises(ValueError, match="partner_index: expected partner 'flip' or 'random'"):
             sampling.partner_index(4, "roll", None, pairs=True)
+
+    def test_odd_one_out_and_nothing_drawn(self) -> None:
+        images = torch.rand(5, 3, 32, 32)
+        targets = [
+            {
+                "boxes": tv_tensors.BoundingBoxes(
+                    torch.tensor([[4, 4, 28, 28]]), format="XYXY", canvas_size=(32, 32)
+                ),
+                "labels": torch.tensor([k]),
+            }
+            for k in range(5)
+        ]
+        for seed in range(5):
+            g = torch.Generator().manual_seed(seed)
+            mixed, _ = batchmix.MixUp(num_classes=K, mode="pair", partner="flip", generator=g)(
+                images, torch.arange(5)
+            )
+            assert torch.equal(mixed[2], images[2])  # λ·x + (1−λ)·x would round differently
+            resized, out = batchmix.ResizeMix(mode="pair", partner="flip", generator=g)(
+                images, targets
+            )
+            assert torch.equal(resized[2], images[2]) and len(out[2]["boxes"]) == 1
+        # p < 1: some calls draw only the second sample of each pair, which do not count.
+        transform = batchmix.CutMix(
+            num_classes=K, mode="pair", partner="flip", p=0.5, generator=torch.Generator()
+        )
+        unmixed, four = 0, images[:4]
+        for seed in range(40):
+            transform.generator.manual_seed(seed)  # type: ignore[union-attr]
+            mixed, _ = transform(four, torch.arange(4))
+            if torch.equal(mixed, four):
+                assert mixed is four
+                unmixed += 1
+        assert 5 < unmixed < 20  # a quarter expected
+
+    def test_random_mix_draws_the_method_per_pair(self) -> None:
+        images, labels = _batch(9, 16)
+        members = [
+            _seeded(batchmix.MixUp, 0, mode="pair", partner="flip"),
+            _seeded(batchmix.CutMix, 0, mode="pair", partner="flip"),
+            batchmix.CutOut(num_classes=K, size=4),
+        ]
+        mix = batchmix.RandomMix(members, mode="pair", generator=torch.Generator().manual_seed(2))
+        kinds = set()
+        for _ in range(20):
+            _, rows = mix(images, labels)
+            for i in range(9):
+                j = 8 - i
+                # A pair shares its member: λ (the own share) is equal on both sides, and a
+                # CutOut pair keeps one-hot rows on both sides.
+                own_i, own_j = float(rows[i, labels[i]]), float(rows[j, labels[j]])
+                if labels[i] != labels[j]:
+                    assert own_i == pytest.approx(own_j, abs=1e-6)
+                kinds.add(round(own_i, 6) == 1.0)
+        assert kinds == {True, False}
 
     def test_collate_and_random_mix_members(self) -> None:
         from torch.utils.data import default_collate

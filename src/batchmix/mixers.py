@@ -88,7 +88,8 @@ class ResizeMix(_PairMixer):
     Args:
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         scale: range of τ, the pasted image's side as a fraction of the image side.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one τ and place per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
@@ -220,7 +221,8 @@ class FMix(_MaskMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
         decay_power: spectral decay of the noise; larger values give smoother, blobbier masks.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one λ and mask per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
@@ -289,7 +291,8 @@ class GridMix(_MaskMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
         grid: inclusive range of the number of cells per side.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one λ and grid per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
@@ -364,7 +367,8 @@ class SaliencyMix(_PairMixer):
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
         saliency: ``"spectral"`` or a callable returning ``(B, H, W)`` saliency maps.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.

@@ -403,14 +403,18 @@ class _PairMixer(_BatchTransform):
         self.alpha = _check_number(
             name, "alpha", alpha, low=0.0, high=math.inf, low_open=True, high_open=True
         )
-        modes = MODES if self._pairs else tuple(m for m in MODES if m != "pair")
-        self.mode: Mode = _check_choice(name, "mode", mode, modes)  # type: ignore[assignment]
+        if mode == "pair" and not self._pairs:
+            raise ValueError(
+                f"{name}: expected mode 'batch' or 'sample', got 'pair': {name} takes three "
+                "partners per sample, so there are no pairs to share a draw."
+            )
+        self.mode: Mode = _check_choice(name, "mode", mode, MODES)  # type: ignore[assignment]
         self.partner: Partner = _check_choice(name, "partner", partner, PARTNERS)  # type: ignore[assignment]
         if self.mode == "pair" and self.partner == "roll":
             raise ValueError(
                 f"{name}: expected partner 'flip' (timm's pairs i and B−1−i) or 'random' with "
                 "mode='pair', where each pair shares λ and swaps both ways; got partner='roll' "
-                "(the default), which pairs i with i−1 but i−1 with i−2."
+                "(roll, the default, pairs i with i−1 but i−1 with i−2)."
             )
 
     #: Whether ``mode="pair"`` is offered (not by Mosaic, which takes three partners).
@@ -422,21 +426,30 @@ class _PairMixer(_BatchTransform):
             batch_size, self.partner, generator, pairs=self.mode == "pair"
         )
 
-    def _paired(self, params: _P) -> _P:
+    def _paired(self, params: _P) -> _P | None:
         """Pair mode: every pair takes the per-sample draws of its first sample (λ, box, mask),
-        so that sample i and its partner j swap the same region, or blend with the same λ.
+        so that sample i and its partner j swap the same region, or blend with the same λ. A
+        sample paired with itself (the middle of an odd batch) is left unmixed, and ``None``
+        comes back when no pair is mixed.
 
         Other modes return ``params`` as they are.
         """
         if self.mode != "pair":
             return params
         index = params.index
-        first = torch.minimum(torch.arange(index.shape[0]), index)
+        own = torch.arange(index.shape[0])
+        first = torch.minimum(own, index)
+        alone = index == own
         changes: dict[str, Any] = {}
-        for name in ("lam", "boxes", "mask"):
+        for name, unmixed in (("lam", 1.0), ("boxes", 0), ("mask", False)):
             value = getattr(params, name, None)
             if isinstance(value, Tensor):
-                changes[name] = value.index_select(0, first)
+                value = value.index_select(0, first)
+                value[alone] = unmixed
+                changes[name] = value
+        lam = changes.get("lam")
+        if isinstance(lam, Tensor) and bool((lam == 1.0).all()):
+            return None  # every λ is 1: nothing changes (boxes and masks are empty)
         return dataclasses.replace(params, **changes)
 
     def extra_repr(self) -> str:
@@ -473,7 +486,8 @@ class MixUp(_PairMixer):
     Args:
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one λ per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
@@ -578,7 +592,8 @@ class CutMix(_PairMixer):
     Args:
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         alpha: Beta distribution parameter, > 0.
-        p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
+        p: probability that the batch (``mode="batch"``), each sample (``"sample"``) or
+            each pair (``"pair"``) is mixed.
         mode: ``"batch"`` draws one λ and box per call, ``"sample"`` one per sample,
             ``"pair"`` one per pair of partners (timm's pair mode; needs a symmetric ``partner``).
         partner: ``"roll"`` (sample i−1, torchvision), ``"flip"`` (B−1−i, timm) or ``"random"``.
@@ -820,12 +835,16 @@ class RandomMix(nn.Module):
     drawn for it (so its image and label stay consistent with each other). Members must be
     batchmix transforms returning labels of one shape; the cost is that of each member chosen
     at least once. Use members with ``mode="sample"`` for a λ per sample, as in timm.
+    ``mode="pair"`` makes one choice per pair i, B−1−i, for members in pair mode with
+    ``partner="flip"``: timm's ``mode="pair"`` with both methods.
 
     Args:
         transforms: the candidates; batchmix transforms or any callables taking the batch
             (batchmix transforms only with ``mode="sample"``).
         p: non-negative weights, one per transform; normalised to sum to one.
-        mode: ``"batch"`` (one choice per call) or ``"sample"`` (one per sample).
+        mode: ``"batch"`` (one choice per call), ``"sample"`` (one per sample) or ``"pair"`` (one
+            per pair i, B−1−i, as timm's ``mode="pair"``: members in pair mode with
+            ``partner="flip"``, or without partners, such as CutOut).
         generator: CPU generator for the choice; torch's global RNG when ``None``.
 
     Example:
@@ -844,7 +863,7 @@ class RandomMix(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        self.mode: Mode = _check_choice("RandomMix", "mode", mode, ("batch", "sample"))  # type: ignore[assignment]
+        self.mode: Mode = _check_choice("RandomMix", "mode", mode, MODES)  # type: ignore[assignment]
         if (
             isinstance(transforms, nn.Module)
             or not isinstance(transforms, Sequence)
@@ -858,18 +877,27 @@ class RandomMix(nn.Module):
                 raise TypeError(
                     f"RandomMix: expected callable transforms, got {type(transform).__name__}."
                 )
-            if self.mode == "sample" and not isinstance(transform, _BatchTransform):
+            if self.mode != "batch" and not isinstance(transform, _BatchTransform):
                 raise TypeError(
                     "RandomMix: expected batchmix transforms (CutMix, MixUp, ...) with "
-                    f"mode='sample', got {type(transform).__name__}."
+                    f"mode={self.mode!r}, got {type(transform).__name__}."
                 )
-        if self.mode == "sample":
+            paired = getattr(transform, "mode", "pair") == "pair"
+            if self.mode == "pair" and not (
+                paired and getattr(transform, "partner", "flip") == "flip"
+            ):
+                raise ValueError(
+                    "RandomMix: expected members that mix in timm's pairs with mode='pair' "
+                    "(mode='pair', partner='flip'; or no partner, as CutOut and Jigsaw), got "
+                    f"{transform!r}."
+                )
+        if self.mode != "batch":
             # Each sample takes its label row from its own member: the rows must match.
             classes = [getattr(t, "num_classes", None) for t in transforms]
             if len({k for k in classes if k is not None}) > 1:
                 raise ValueError(
-                    "RandomMix: expected members with one num_classes with mode='sample' (their "
-                    f"label rows are combined), got {classes}."
+                    f"RandomMix: expected members with one num_classes with mode={self.mode!r} "
+                    f"(their label rows are combined), got {classes}."
                 )
         if isinstance(p, Tensor | np.ndarray):
             p = p.tolist()
@@ -912,7 +940,7 @@ class RandomMix(nn.Module):
 
     def mix_batch(self, *inputs: Any, inplace: bool | None = None) -> Any:
         """Like calling it, with ``inplace`` passed on to batchmix members."""
-        if self.mode == "sample":
+        if self.mode != "batch":
             return self._mix_per_sample(inputs, bool(inplace))
         transform = self._choose()
         mix = getattr(transform, "mix_batch", None)
@@ -922,7 +950,7 @@ class RandomMix(nn.Module):
 
     def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
         """:class:`MixCollate`'s path (see ``_BatchTransform._mix_samples``)."""
-        if type(self).mix_batch is not RandomMix.mix_batch or self.mode == "sample":
+        if type(self).mix_batch is not RandomMix.mix_batch or self.mode != "batch":
             _stack(samples, batch)  # overridden (call the override) or a choice per sample
             return self.mix_batch([batch, labels], inplace=True)
         transform = self._choose()
@@ -936,7 +964,8 @@ class RandomMix(nn.Module):
         return transform([batch, labels])
 
     def _mix_per_sample(self, inputs: tuple[Any, ...], inplace: bool) -> Any:
-        """``mode="sample"``: each sample's image and label row from the member drawn for it.
+        """``mode="sample"``: each sample's image and label row from the member drawn for it;
+        ``mode="pair"``: the member drawn for the first of the pair i, B−1−i serves both.
 
         Members are called on the sample as given (their own ``labels_getter`` finds the
         labels) and out of place; their outputs are read back the same way.
@@ -947,8 +976,8 @@ class RandomMix(nn.Module):
         parsed = parse_sample("RandomMix", inputs, getter, labels_required=True)
         if parsed.masks or parsed.has_boxes or len(parsed.image_positions) != 1:
             raise ValueError(
-                "RandomMix: expected one image batch and its labels with mode='sample', got "
-                "masks, boxes or several image batches; use mode='batch' for those."
+                f"RandomMix: expected one image batch and its labels with mode={self.mode!r}, "
+                "got masks, boxes or several image batches; use mode='batch' for those."
             )
         images = parsed.images[0]
         generator = sampling.resolve_generator(self.generator)
@@ -961,6 +990,9 @@ class RandomMix(nn.Module):
             if batch
             else torch.zeros(1, dtype=torch.long)
         )  # fmt: skip
+        if self.mode == "pair" and batch:
+            own = torch.arange(batch)
+            choice = choice[torch.minimum(own, own.flip(0))]
         outputs: list[tuple[Tensor, Tensor, Tensor]] = []  # (chosen, images, label rows)
         for member in torch.unique(choice).tolist():
             transform = self.transforms[member]
@@ -986,7 +1018,7 @@ class RandomMix(nn.Module):
                 if member_rows.shape != rows.shape or member_rows.dtype != rows.dtype:
                     raise ValueError(
                         "RandomMix: expected every member to return labels of one shape and "
-                        f"dtype with mode='sample', got {tuple(rows.shape)} {rows.dtype} and "
+                        f"dtype with mode={self.mode!r}, got {tuple(rows.shape)} {rows.dtype} and "
                         f"{tuple(member_rows.shape)} {member_rows.dtype}."
                     )
                 if combine_images:

@@ -132,7 +132,7 @@ class TestRun:
             method="mix", mix_mode="pair", mix_weights=tuple((n, 1.0) for n in names)
         )
         mixer = build_mixer(config, 10, 28)
-        assert isinstance(mixer, batchmix.RandomMix)
+        assert isinstance(mixer, batchmix.RandomMix) and mixer.mode == "pair"
         for member in mixer.transforms[:-1]:
             assert (member.mode, member.partner) == ("pair", "flip")
         with pytest.raises(AppError, match="--mix-mode pair: expected methods that mix pairs"):

@@ -169,14 +169,14 @@ def _add_training(parser: argparse.ArgumentParser, *, with_method: bool) -> None
         "--mix-prob",
         type=float,
         default=1.0,
-        help="probability of mixing a batch (or sample) (default: 1.0)",
+        help="probability of mixing a batch (or a sample, or a pair, in those modes) (default: 1.0)",
     )
     mixing.add_argument(
         "--mix-mode",
         choices=("batch", "pair", "sample"),
         default="batch",
         help="one λ per batch, per pair (timm's pair mode: samples i and B−1−i swap with one λ "
-        "and box) or per sample (default: batch)",
+        "and box; --method mix then draws the method per pair) or per sample (default: batch)",
     )
     mixing.add_argument(
         "--per-sample",

@@ -123,7 +123,12 @@ def build_mixer(config: TrainConfig, num_classes: int, image_size: int) -> nn.Mo
         return None
     if config.method == "mix":
         names = [name for name, _ in config.mix_weights]
-        return batchmix.RandomMix([make(n) for n in names], p=[w for _, w in config.mix_weights])
+        # Pair mode draws the method per pair too, as timm's pair mode does; otherwise per batch.
+        return batchmix.RandomMix(
+            [make(n) for n in names],
+            p=[w for _, w in config.mix_weights],
+            mode="pair" if config.mix_mode == "pair" else "batch",
+        )
     return make(config.method)
 
 
