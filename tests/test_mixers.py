@@ -499,7 +499,11 @@ class TestTransplantation:
         params = transform.make_params(
             batch, size, size, torch.Generator().manual_seed(seed), masks=masks
         )
-        assert params is not None
+        if params is None:  # no partner holds an eligible class: the input comes back
+            assert out["image"] is images and out["mask"] is masks
+            for j in range(batch):  # every sample is some sample's partner (p = 1)
+                assert all(c in excluded for c in masks[j].unique().tolist())
+            return
         index, region = params.index, params.mask  # type: ignore[attr-defined]
         for i, j in enumerate(index.tolist()):
             eligible = [c for c in masks[j].unique().tolist() if c not in excluded]
@@ -567,14 +571,46 @@ class TestTransplantation:
         collated = batchmix.MixCollate(make(), collate_fn=keep_masks)(samples)
         assert all(torch.equal(collated[k], expected[k]) for k in expected)
 
+    def test_mask_types_and_excluded_labels(self) -> None:
+        images = torch.rand(3, 3, 4, 4)
+        bools = torch.zeros(3, 4, 4, dtype=torch.bool)
+        bools[:, :, 2:] = True
+        # bool masks: classes False and True; excluding 0 leaves the True part to move.
+        transform = batchmix.Transplantation(
+            excluded_labels={0}, generator=torch.Generator().manual_seed(0)
+        )
+        out = transform({"image": images, "mask": tv_tensors.Mask(bools)})
+        assert torch.equal(out["image"][:, :, :, 2:], images[[2, 0, 1]][:, :, :, 2:])
+        assert torch.equal(out["image"][:, :, :, :2], images[:, :, :, :2])
+        # Excluded ids outside the masks' dtype neither crash nor wrap around (−1 is not 255).
+        only_255 = torch.full((3, 4, 4), 255, dtype=torch.uint8)
+        for excluded in [(-1,), (300, 1000), torch.tensor([-1, 300])]:
+            out = batchmix.Transplantation(excluded_labels=excluded)(
+                {"image": images, "mask": tv_tensors.Mask(only_255)}
+            )
+            assert torch.equal(out["image"], images[[2, 0, 1]])
+        # Sparse ids (instance ids) take the sorting path; the same rule holds.
+        ids = torch.zeros(3, 4, 4, dtype=torch.long)
+        ids[:, :2] = 1_000_000
+        out = batchmix.Transplantation(excluded_labels=torch.tensor([0]))(
+            {"image": images, "mask": tv_tensors.Mask(ids)}
+        )
+        assert torch.equal(out["image"][:, :, :2], images[[2, 0, 1]][:, :, :2])
+        assert torch.equal(out["image"][:, :, 2:], images[:, :, 2:])
+        # kornia's call form: (images, masks).
+        mixed, mask_out = batchmix.Transplantation()(images, tv_tensors.Mask(ids))
+        assert isinstance(mask_out, tv_tensors.Mask) and mixed.shape == images.shape
+
     def test_errors(self) -> None:
         images = torch.rand(2, 3, 4, 4)
+        with pytest.raises(ValueError, match="RandomMix: expected members that work without masks"):
+            batchmix.RandomMix([batchmix.Transplantation(), batchmix.CutOut()], mode="sample")
         with pytest.raises(ValueError, match="Transplantation: expected segmentation masks"):
             batchmix.Transplantation()(images)
         float_masks = tv_tensors.Mask(torch.zeros(2, 4, 4))
-        with pytest.raises(ValueError, match="Transplantation: expected integer class masks"):
+        with pytest.raises(ValueError, match="Transplantation: expected integer or bool class"):
             batchmix.Transplantation()({"image": images, "mask": float_masks})
-        for bad in [(0.5,), 3, "0"]:
+        for bad in [(0.5,), 3, "0", torch.tensor([0.5]), (True,)]:
             with pytest.raises(ValueError, match="Transplantation: expected excluded_labels"):
                 batchmix.Transplantation(excluded_labels=bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="Transplantation: expected partner to be one of"):

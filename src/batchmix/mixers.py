@@ -692,6 +692,20 @@ class Jigsaw(_KeepsLabels):
         )
 
 
+def _int_list(values: object) -> list[int] | None:
+    """``values`` as a list of Python ints (from a sequence, set or integer tensor), or
+    ``None`` when it is not one."""
+    if isinstance(values, Tensor):
+        if values.is_floating_point() or values.is_complex() or values.dtype == torch.bool:
+            return None
+        return [int(v) for v in values.flatten().tolist()]
+    if isinstance(values, str) or not isinstance(values, Sequence | set | frozenset):
+        return None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        return None
+    return [int(v) for v in values]
+
+
 class Transplantation(_BatchTransform):
     """Transplantation (Sellner et al., "Semantic segmentation of surgical hyperspectral images
     under geometric domain shifts", MICCAI 2023; kornia's ``RandomTransplantation``): one class
@@ -749,15 +763,13 @@ class Transplantation(_BatchTransform):
             generator=generator,
             labels_getter=labels_getter,
         )
-        values = list(excluded_labels) if isinstance(excluded_labels, Sequence) else None
-        if values is None or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values
-        ):
+        values = _int_list(excluded_labels)
+        if values is None:
             raise ValueError(
-                "Transplantation: expected excluded_labels to be a sequence of ints, got "
-                f"{excluded_labels!r}."
+                "Transplantation: expected excluded_labels to be ints (a sequence, set or "
+                f"integer tensor), got {excluded_labels!r}."
             )
-        self.excluded_labels: tuple[int, ...] = tuple(int(v) for v in values)
+        self.excluded_labels: tuple[int, ...] = tuple(sorted(set(values)))
         if partner not in sampling.PARTNERS:
             raise ValueError(
                 "Transplantation: expected partner to be one of "
@@ -780,24 +792,50 @@ class Transplantation(_BatchTransform):
                 "draw the transplanted classes from, got none."
             )
         if masks.is_floating_point() or masks.is_complex():
-            raise ValueError(f"Transplantation: expected integer class masks, got {masks.dtype}.")
+            raise ValueError(
+                f"Transplantation: expected integer or bool class masks, got {masks.dtype}."
+            )
         applied = self._draw_applied(batch_size, generator)
         if not bool(applied.any()):
             return None
         index = sampling.partner_index(batch_size, self.partner, generator)
         choice = torch.rand(batch_size, generator=generator, dtype=torch.float64)
-        classes = masks.reshape(batch_size, height, width).cpu()
-        excluded = torch.tensor(self.excluded_labels, dtype=classes.dtype)
-        region = torch.zeros(batch_size, height, width, dtype=torch.bool)
+        classes = masks.reshape(batch_size, height, width)
+        if classes.dtype == torch.bool:
+            classes = classes.view(torch.uint8)  # False, True = classes 0, 1
+        donors = torch.unique(index[applied]).tolist()
+        present = self._classes_present(classes, donors)  # {donor: its eligible classes}
+        labels = torch.zeros(batch_size, dtype=torch.long)
+        chosen = torch.zeros(batch_size, dtype=torch.bool)
         for i in applied.nonzero().flatten().tolist():
-            donor = classes[int(index[i])]
-            present = torch.unique(donor)
-            present = present[~torch.isin(present, excluded)]
-            if present.numel():
-                label = present[int(float(choice[i]) * present.numel())]
-                region[i] = donor == label
-        lam = 1.0 - region.flatten(1).double().mean(1)
-        return MaskParams(index=index, lam=lam, mask=region)
+            candidates = present[int(index[i])]
+            if candidates:
+                labels[i] = candidates[int(float(choice[i]) * len(candidates))]
+                chosen[i] = True
+        if not bool(chosen.any()):
+            return None  # no partner holds an eligible class: nothing changes
+        device = classes.device
+        partner_classes = classes.index_select(0, index.to(device))
+        wanted = labels.to(device=device, dtype=classes.dtype).view(-1, 1, 1)
+        region = (partner_classes == wanted) & chosen.to(device).view(-1, 1, 1)
+        kept = 1.0 - region.view(batch_size, -1).sum(1).cpu().double() / float(height * width)
+        return MaskParams(index=index, lam=kept, mask=region)
+
+    def _classes_present(self, classes: Tensor, donors: list[int]) -> dict[int, list[int]]:
+        """The classes of every donor's mask that may be transplanted, in increasing order."""
+        excluded = set(self.excluded_labels)
+        bounds = torch.aminmax(classes.index_select(0, torch.tensor(donors, device=classes.device)))
+        low, high = int(bounds.min), int(bounds.max)
+        present: dict[int, list[int]] = {}
+        for donor in donors:
+            values = classes[donor].reshape(-1)
+            if high - low < 1 << 16:  # class ids: one count per possible value
+                counts = torch.bincount(values.long() - low, minlength=high - low + 1)
+                found = (counts.nonzero().flatten() + low).tolist()
+            else:  # sparse ids (e.g. instance ids): sort
+                found = torch.unique(values).tolist()
+            present[donor] = [c for c in found if c not in excluded]
+        return present
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         mask = cast(MaskParams, params).mask

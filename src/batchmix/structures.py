@@ -189,7 +189,11 @@ def parse_sample(
     bare_tensor = isinstance(sample, Tensor)
     if labels_getter is not None and not (bare_tensor and not labels_required):
         labels = None if bare_tensor else labels_getter(sample)
-        if dense and (not isinstance(labels, Tensor) or id(labels) in in_targets):
+        if dense and (
+            not isinstance(labels, Tensor)
+            or id(labels) in in_targets
+            or isinstance(labels, tv_tensors.Mask)  # (images, masks): kornia's call form
+        ):
             labels = None  # segmentation or detection targets, no image-level labels
         if labels is None:
             if labels_required:

@@ -408,7 +408,8 @@ class _PairMixer(_BatchTransform):
                 f"{name}: expected mode 'batch' or 'sample', got 'pair': {name} takes three "
                 "partners per sample, so there are no pairs to share a draw."
             )
-        self.mode: Mode = _check_choice(name, "mode", mode, MODES)  # type: ignore[assignment]
+        modes = MODES if self._pairs else tuple(m for m in MODES if m != "pair")
+        self.mode: Mode = _check_choice(name, "mode", mode, modes)  # type: ignore[assignment]
         self.partner: Partner = _check_choice(name, "partner", partner, PARTNERS)  # type: ignore[assignment]
         if self.mode == "pair" and self.partner == "roll":
             raise ValueError(
@@ -891,6 +892,12 @@ class RandomMix(nn.Module):
                     "(mode='pair', partner='flip'; or no partner, as CutOut and Jigsaw), got "
                     f"{transform!r}."
                 )
+        if self.mode != "batch" and any(getattr(t, "_reads_masks", False) for t in transforms):
+            raise ValueError(
+                f"RandomMix: expected members that work without masks with mode={self.mode!r} "
+                "(it mixes one image batch and its labels), got a Transplantation, which needs "
+                "segmentation masks; use mode='batch'."
+            )
         if self.mode != "batch":
             # Each sample takes its label row from its own member: the rows must match.
             classes = [getattr(t, "num_classes", None) for t in transforms]
