@@ -804,37 +804,54 @@ class Transplantation(_BatchTransform):
         if classes.dtype == torch.bool:
             classes = classes.view(torch.uint8)  # False, True = classes 0, 1
         donors = torch.unique(index[applied]).tolist()
-        present = self._classes_present(classes, donors)  # {donor: its eligible classes}
+        present = self._classes_present(classes, donors)  # {donor: {eligible class: pixels}}
         labels = torch.zeros(batch_size, dtype=torch.long)
-        chosen = torch.zeros(batch_size, dtype=torch.bool)
+        moved = torch.zeros(batch_size, dtype=torch.float64)  # pixels each sample receives
         for i in applied.nonzero().flatten().tolist():
             candidates = present[int(index[i])]
             if candidates:
-                labels[i] = candidates[int(float(choice[i]) * len(candidates))]
-                chosen[i] = True
-        if not bool(chosen.any()):
+                label = list(candidates)[int(float(choice[i]) * len(candidates))]
+                labels[i], moved[i] = label, candidates[label]
+        chosen = (moved > 0).nonzero().flatten()
+        if not chosen.numel():
             return None  # no partner holds an eligible class: nothing changes
         device = classes.device
-        partner_classes = classes.index_select(0, index.to(device))
         wanted = labels.to(device=device, dtype=classes.dtype).view(-1, 1, 1)
-        region = (partner_classes == wanted) & chosen.to(device).view(-1, 1, 1)
-        kept = 1.0 - region.view(batch_size, -1).sum(1).cpu().double() / float(height * width)
+        if chosen.numel() == batch_size:
+            region = classes.index_select(0, index.to(device)) == wanted
+        else:
+            region = torch.zeros((batch_size, height, width), dtype=torch.bool, device=device)
+            rows = chosen.to(device)
+            partners = classes.index_select(0, index[chosen].to(device))
+            region[rows] = partners == wanted.index_select(0, rows)
+        kept = 1.0 - moved / float(height * width)
         return MaskParams(index=index, lam=kept, mask=region)
 
-    def _classes_present(self, classes: Tensor, donors: list[int]) -> dict[int, list[int]]:
-        """The classes of every donor's mask that may be transplanted, in increasing order."""
+    def _classes_present(self, classes: Tensor, donors: list[int]) -> dict[int, dict[int, int]]:
+        """Every donor's classes that may be transplanted, in increasing order, with their
+        pixel counts."""
         excluded = set(self.excluded_labels)
-        bounds = torch.aminmax(classes.index_select(0, torch.tensor(donors, device=classes.device)))
+        bounds = torch.aminmax(classes)
         low, high = int(bounds.min), int(bounds.max)
-        present: dict[int, list[int]] = {}
+        present: dict[int, dict[int, int]] = {}
         for donor in donors:
             values = classes[donor].reshape(-1)
-            if high - low < 1 << 16:  # class ids: one count per possible value
+            if low >= 0 and high < 1 << 16:  # class ids: one count per value, in their own dtype
+                counts = torch.bincount(values, minlength=high + 1)
+                found = counts.nonzero().flatten()
+                counted = counts[found]
+            elif high - low < 1 << 16:
                 counts = torch.bincount(values.long() - low, minlength=high - low + 1)
-                found = (counts.nonzero().flatten() + low).tolist()
+                found = counts.nonzero().flatten()
+                counted = counts[found]
+                found = found + low
             else:  # sparse ids (e.g. instance ids): sort
-                found = torch.unique(values).tolist()
-            present[donor] = [c for c in found if c not in excluded]
+                found, counted = torch.unique(values, return_counts=True)
+            present[donor] = {
+                c: n
+                for c, n in zip(found.tolist(), counted.tolist(), strict=True)
+                if c not in excluded
+            }
         return present
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
