@@ -58,6 +58,7 @@ def main() -> None:
         "SaliencyMix": batchmix.SaliencyMix(num_classes=k),
         "GridMix": batchmix.GridMix(num_classes=k),
         "Mosaic": batchmix.Mosaic(num_classes=k),
+        "Jigsaw": batchmix.Jigsaw(grid=(4, 4), num_classes=k),
     }
     torch.manual_seed(args.seed)
     rows = {"Original": (images, torch.nn.functional.one_hot(labels, len(names)).float())}
