@@ -118,6 +118,24 @@ def test_unwritable_output_is_an_error_not_a_traceback(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["show", "--size", "32"],
+        ["compare", *TINY, *SMALL, "--methods", "none", "--seeds", "1"],
+        ["train", *TINY, "--epochs", "1"],
+    ],
+    ids=["show", "compare", "train"],
+)
+def test_folder_nobody_may_write_is_an_error(command: list[str], cli: Callable[..., Any]) -> None:
+    # /proc takes no new files, not even from root (where a read-only mode does not stop it).
+    result = cli(*command, "--out", "/proc/batchmix-test/out")
+    assert result.code == 2, result.err
+    assert result.err.startswith("batchmix: error: ") and "/proc" in result.err
+    assert "Traceback" not in result.err
+
+
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write to read-only folders"
 )
