@@ -142,6 +142,29 @@ class TestCutMix:
         _origin_check(images, mixed, index, boxes)
         assert inplace == (mixed.data_ptr() == work.data_ptr())
 
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+    def test_kernels_under_vmap_equal_a_loop(self, dtype: torch.dtype) -> None:
+        # Ops with out= cannot be batched: functorch tensors take the plain-op path.
+        g = torch.Generator().manual_seed(0)
+        stacks = (torch.rand(3, 4, 2, 8, 8, generator=g) * 255).to(dtype)
+        index = torch.tensor([3, 0, 1, 2])
+        lam = torch.rand(4, generator=g, dtype=torch.float64)
+        boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])
+        mask = torch.rand(4, 8, 8, generator=g) > 0.5
+        order = torch.rand(4, 4, generator=g).argsort(1)
+        kernels = {
+            "mixup": lambda x: F.mixup(x, index, lam),
+            "mixup-float-lam": lambda x: F.mixup(x, index, 0.3),
+            "cutmix": lambda x: F.cutmix(x, index, (1, 1, 4, 4)),
+            "cutmix-boxes": lambda x: F.cutmix(x, index, boxes),
+            "cutout": lambda x: F.cutout(x, boxes, 7),
+            "mask_mix": lambda x: F.mask_mix(x, index, mask),
+            "jigsaw": lambda x: F.jigsaw(x, order, (2, 2)),
+        }
+        for name, kernel in kernels.items():
+            expected = torch.stack([kernel(x) for x in stacks])
+            assert torch.equal(torch.vmap(kernel)(stacks), expected), name
+
     def test_compile_without_graph_breaks(self) -> None:
         torch._dynamo.reset()
 

@@ -131,8 +131,13 @@ def _check_boxes(name: str, boxes: Box | Tensor, images: Tensor) -> None:
 
 
 def _tracked(*tensors: object) -> bool:
-    """Whether autograd records this call; ops with ``out=`` cannot be recorded, so the
-    kernels then build the result with plain ops (same values) and copy it into ``out``."""
+    """Whether autograd records this call, or functorch (``torch.vmap``, ``torch.func.grad``)
+    wraps a tensor: ops with ``out=`` can be neither recorded nor batched, so the kernels then
+    build the result with plain ops (same values) and copy it into ``out``."""
+    if not _compiling():  # (dynamo cannot trace the check; it traces vmap on its own)
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        if any(isinstance(t, Tensor) and wrapped(t) for t in tensors):
+            return True
     if not torch.is_grad_enabled():
         return False
     return any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
@@ -260,6 +265,11 @@ def mixup(
         lam = lam.detach()  # uint8 levels carry no gradient
     if _tracked(images, out, lam):
         _check_index("mixup", index, images)
+        if not floating:  # under vmap: the float32 arithmetic and rounding of the other paths
+            w, w1 = _weights(lam, images, torch.float32)
+            partner = images.index_select(0, index).to(torch.float32) * w1
+            mixed = (images.to(torch.float32) * w + partner).round().to(torch.uint8)
+            return _deliver("mixup", mixed, images, out)
         w, w1 = _weights(lam, images, images.dtype)
         return _deliver("mixup", images.index_select(0, index) * w1 + images * w, images, out)
     inplace = out is images
