@@ -589,14 +589,16 @@ class TestTransplantation:
                 {"image": images, "mask": tv_tensors.Mask(only_255)}
             )
             assert torch.equal(out["image"], images[[2, 0, 1]])
-        # Sparse ids (instance ids) take the sorting path; the same rule holds.
-        ids = torch.zeros(3, 4, 4, dtype=torch.long)
-        ids[:, :2] = 1_000_000
-        out = batchmix.Transplantation(excluded_labels=torch.tensor([0]))(
-            {"image": images, "mask": tv_tensors.Mask(ids)}
-        )
-        assert torch.equal(out["image"][:, :, :2], images[[2, 0, 1]][:, :, :2])
-        assert torch.equal(out["image"][:, :, 2:], images[:, :, 2:])
+        # Wider spans of ids and negative ids (counted per donor) and sparse ids (instance
+        # ids, sorted): the same rule holds.
+        for background, instance in [(0, 5000), (-3, 7), (0, 1_000_000)]:
+            ids = torch.full((3, 4, 4), background, dtype=torch.long)
+            ids[:, :2] = instance
+            out = batchmix.Transplantation(excluded_labels=torch.tensor([background]))(
+                {"image": images, "mask": tv_tensors.Mask(ids)}
+            )
+            assert torch.equal(out["image"][:, :, :2], images[[2, 0, 1]][:, :, :2])
+            assert torch.equal(out["image"][:, :, 2:], images[:, :, 2:])
         # kornia's call form: (images, masks).
         mixed, mask_out = batchmix.Transplantation()(images, tv_tensors.Mask(ids))
         assert isinstance(mask_out, tv_tensors.Mask) and mixed.shape == images.shape

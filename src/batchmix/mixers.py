@@ -833,25 +833,29 @@ class Transplantation(_BatchTransform):
         excluded = set(self.excluded_labels)
         bounds = torch.aminmax(classes)
         low, high = int(bounds.min), int(bounds.max)
-        present: dict[int, dict[int, int]] = {}
-        for donor in donors:
+        shift = min(low, 0)  # non-negative ids are counted in their own dtype
+
+        def count(donor: int) -> Tensor:
             values = classes[donor].reshape(-1)
-            if low >= 0 and high < 1 << 16:  # class ids: one count per value, in their own dtype
-                counts = torch.bincount(values, minlength=high + 1)
-                found = counts.nonzero().flatten()
-                counted = counts[found]
-            elif high - low < 1 << 16:
-                counts = torch.bincount(values.long() - low, minlength=high - low + 1)
-                found = counts.nonzero().flatten()
-                counted = counts[found]
-                found = found + low
-            else:  # sparse ids (e.g. instance ids): sort
-                found, counted = torch.unique(values, return_counts=True)
-            present[donor] = {
-                c: n
-                for c, n in zip(found.tolist(), counted.tolist(), strict=True)
-                if c not in excluded
-            }
+            values = values if shift == 0 else values.long() - shift
+            return torch.bincount(values, minlength=high - shift + 1)
+
+        rows: list[tuple[Tensor, Tensor]] = []  # (classes found, their pixel counts) per donor
+        if high - shift < 1 << 12:  # class ids: every donor's counts read back in one go
+            for row in torch.stack([count(d) for d in donors]).cpu():
+                found = row.nonzero().flatten()
+                rows.append((found + shift, row[found]))
+        elif high - shift < 1 << 16:  # a wider span: counts per donor
+            for donor in donors:
+                row = count(donor)
+                found = row.nonzero().flatten()
+                rows.append((found + shift, row[found]))
+        else:  # sparse ids (e.g. instance ids): sorted per donor
+            rows = [torch.unique(classes[d], return_counts=True) for d in donors]
+        present: dict[int, dict[int, int]] = {}
+        for donor, (found, counted) in zip(donors, rows, strict=True):
+            pairs = zip(found.tolist(), counted.tolist(), strict=True)
+            present[donor] = {c: n for c, n in pairs if c not in excluded}
         return present
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
