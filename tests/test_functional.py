@@ -152,6 +152,8 @@ class TestCutMix:
         boxes = torch.tensor([[0, 0, 4, 4], [2, 2, 8, 8], [0, 0, 0, 0], [1, 3, 5, 4]])
         mask = torch.rand(4, 8, 8, generator=g) > 0.5
         order = torch.rand(4, 4, generator=g).argsort(1)
+        partners = torch.tensor([[1, 2, 3, 0], [2, 3, 0, 1], [3, 0, 1, 2]])
+        centres = torch.tensor([[1, 2], [4, 4], [0, 8], [8, 0]])
         kernels = {
             "mixup": lambda x: F.mixup(x, index, lam),
             "mixup-float-lam": lambda x: F.mixup(x, index, 0.3),
@@ -160,10 +162,16 @@ class TestCutMix:
             "cutout": lambda x: F.cutout(x, boxes, 7),
             "mask_mix": lambda x: F.mask_mix(x, index, mask),
             "jigsaw": lambda x: F.jigsaw(x, order, (2, 2)),
+            "mosaic": lambda x: F.mosaic(x, partners, centres),
+            "mosaic-one-centre": lambda x: F.mosaic(x, partners, (3, 5)),
+            "resizemix": lambda x: F.resizemix(x, index, boxes),
         }
         for name, kernel in kernels.items():
             expected = torch.stack([kernel(x) for x in stacks])
             assert torch.equal(torch.vmap(kernel)(stacks), expected), name
+        masks = torch.rand(3, 4, 8, 8, generator=g) > 0.5  # only the mask mapped
+        expected = torch.stack([F.mask_mix(stacks[0], index, m) for m in masks])
+        assert torch.equal(torch.vmap(lambda m: F.mask_mix(stacks[0], index, m))(masks), expected)
 
     def test_compile_without_graph_breaks(self) -> None:
         torch._dynamo.reset()

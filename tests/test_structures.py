@@ -8,6 +8,7 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
+import batchmix
 from batchmix import structures
 from batchmix.structures import default_labels_getter, parse_sample
 
@@ -72,3 +73,19 @@ def test_same_tensor_twice_and_custom_getters_take_the_general_path() -> None:
             general.image_positions,
             general.label_position,
         )
+
+
+def test_a_mask_where_the_labels_are_looked_for() -> None:
+    images, labels = torch.rand(4, 3, 8, 8), torch.arange(4)
+    mask = tv_tensors.Mask(torch.randint(1, 3, (4, 8, 8)))
+    # (images, masks), kornia's call form: a mask, and no labels.
+    mixed, mixed_mask = batchmix.CutMix()(images, mask)
+    assert isinstance(mixed_mask, tv_tensors.Mask) and not torch.equal(mixed, images)
+    # With labels elsewhere, a Mask found first is an error, not labels silently left unmixed.
+    for sample in [(images, mask, labels), {"image": images, "seg_label": mask, "label": labels}]:
+        with pytest.raises(TypeError, match=r"got a tv_tensors\.Mask where the labels were"):
+            batchmix.CutMix(num_classes=4)(sample)
+    out = batchmix.CutMix(num_classes=4, labels_getter=lambda s: s["label"])(
+        {"image": images, "seg_label": mask, "label": labels}
+    )
+    assert out["label"].shape == (4, 4) and isinstance(out["seg_label"], tv_tensors.Mask)

@@ -1149,15 +1149,27 @@ def test_apply_decisions_of_subclasses_are_used(cls: type) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["CutMix", "MixUp", "CutOut", "ResizeMix", "FMix", "GridMix", "SaliencyMix", "Mosaic"],
+    [
+        "CutMix",
+        "MixUp",
+        "CutOut",
+        "ResizeMix",
+        "FMix",
+        "GridMix",
+        "SaliencyMix",
+        "Mosaic",
+        "Jigsaw",
+    ],
 )
 @pytest.mark.parametrize("size", [8, 128])
-def test_images_that_require_grad(name: str, size: int) -> None:
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_images_that_require_grad(name: str, size: int, mode: str) -> None:
     # As with torchvision's transforms, the mix is recorded by autograd and gives the values
     # of the same call on images that do not require grad.
     images, labels = torch.rand(4, 3, size, size), torch.tensor([0, 1, 2, 3])
     leaf = images.clone().requires_grad_()
-    t = getattr(batchmix, name)(num_classes=K, generator=torch.Generator().manual_seed(3))
+    kwargs = {} if name in ("CutOut", "Jigsaw") else {"mode": mode}
+    t = getattr(batchmix, name)(num_classes=K, generator=torch.Generator().manual_seed(3), **kwargs)
     expected, expected_rows = t(images, labels)
     t.generator.manual_seed(3)
     mixed, rows = t(leaf, labels)

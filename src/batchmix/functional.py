@@ -594,7 +594,7 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
         mask = mask.unsqueeze(0)
     lead = mask.shape[0]
     mask = mask.to(images.device).view((lead,) + (1,) * (images.ndim - 3) + (height, width))
-    if _tracked(images, out):
+    if _tracked(images, out, mask):
         return _deliver(
             "mask_mix", torch.where(mask, images.index_select(0, index), images), images, out
         )
@@ -673,7 +673,7 @@ def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:
         info = torch.iinfo(images.dtype) if images.dtype != torch.bool else None
         resized = resized.round_()
         if info is not None:
-            resized = resized.clamp_(info.min, info.max)
+            resized = resized.clamp(info.min, info.max)
     return resized.to(images.dtype).reshape(lead + size)
 
 
@@ -759,9 +759,9 @@ def mosaic(
                 [2., 3.]])
     """
     partners = partners.to(images.device)
-    target = images if out is images else _prepare_out("mosaic", images, out)
     height, width = images.shape[-2:]
     if isinstance(centres, tuple):
+        target = images if out is images else _prepare_out("mosaic", images, out)
         cx, cy = centres
         regions = [(cx, 0, width, cy), (0, cy, cx, height), (cx, cy, width, height)]
         tiles = [
@@ -783,4 +783,7 @@ def mosaic(
     sources = [images.index_select(0, partners[q]) for q in range(3)]
     result = torch.where(quadrant == 1, sources[0], images)
     result = torch.where(quadrant == 2, sources[1], result)
+    if _tracked(images, out):
+        return _deliver("mosaic", torch.where(quadrant == 3, sources[2], result), images, out)
+    target = images if out is images else _prepare_out("mosaic", images, out)
     return torch.where(quadrant == 3, sources[2], result, out=target)

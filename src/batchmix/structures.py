@@ -189,10 +189,11 @@ def parse_sample(
     bare_tensor = isinstance(sample, Tensor)
     if labels_getter is not None and not (bare_tensor and not labels_required):
         labels = None if bare_tensor else labels_getter(sample)
+        pair = type(sample) in (tuple, list) and len(sample) == 2
         if dense and (
             not isinstance(labels, Tensor)
             or id(labels) in in_targets
-            or isinstance(labels, tv_tensors.Mask)  # (images, masks): kornia's call form
+            or (pair and isinstance(labels, tv_tensors.Mask))  # (images, masks): kornia's form
         ):
             labels = None  # segmentation or detection targets, no image-level labels
         if labels is None:
@@ -202,7 +203,13 @@ def parse_sample(
                     "a dict with a 'labels'-like key, or a labels_getter, "
                     f"got {_describe(sample)}."
                 )
-        elif not isinstance(labels, Tensor) or isinstance(labels, tv_tensors.Mask):
+        elif isinstance(labels, tv_tensors.Mask):
+            raise TypeError(
+                f"{owner}: expected the labels to be class indices or rows, got a "
+                "tv_tensors.Mask where the labels were looked for; pass the labels under a "
+                "'labels' key or with a labels_getter, or labels_getter=None for masks alone."
+            )
+        elif not isinstance(labels, Tensor):
             raise TypeError(
                 f"{owner}: expected the labels to be a torch.Tensor, got {type(labels).__name__}."
             )

@@ -181,6 +181,14 @@ def test_a_fresh_start_removes_the_maps_of_the_old_model(
     (run / "cam" / "notes.txt").unlink()
     assert cli("train", *TINY, *small, "--overwrite").code == 0
     assert not (run / "cam").exists()
+    # Only a run being replaced takes its maps along: a plain start in a folder without a
+    # run keeps them.
+    other = tmp_path / "other"
+    (other / "cam").mkdir(parents=True)
+    (other / "cam" / "cam.png").write_bytes(b"not mine to remove")
+    small[-1] = str(other)
+    assert cli("train", *TINY, *small).code == 0
+    assert (other / "cam" / "cam.png").read_bytes() == b"not mine to remove"
 
 
 @pytest.fixture(scope="module")

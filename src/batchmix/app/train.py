@@ -302,11 +302,14 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> str | None:
 
 
 def _remove_cam(folder: Path) -> None:
-    """Removes the CAM figure and record of an earlier model (the folder too, once empty)."""
+    """Removes the CAM figure and record of the model a run being replaced had (the folder
+    too, once empty); anything else, or of another kind (a folder by those names), stays."""
     if folder.is_symlink() or not folder.is_dir():
         return
     for name in CAM_FILES:
-        (folder / name).unlink(missing_ok=True)
+        path = folder / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
     if not any(folder.iterdir()):
         folder.rmdir()
 
@@ -531,9 +534,11 @@ def train(
     if processes.main:
         out.mkdir(parents=True, exist_ok=True)
         if checkpoint is None:
+            if overwrite and any((out / name).exists() for name in RUN_FILES):
+                _remove_cam(out / "cam")  # maps of the model being replaced; first, so that
+                # a failure here leaves the old run whole
             for name in RUN_FILES:
                 (out / name).unlink(missing_ok=True)
-            _remove_cam(out / "cam")
             _write_json(out / "config.json", config.to_dict())
             metrics_path.write_text("")
         else:
