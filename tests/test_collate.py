@@ -395,3 +395,33 @@ class TestSeedUsagePatterns:
         assert out["imgs"].shape == (4, 3, 224, 224)
         assert out["target"]["classes"].shape == (4, 100)
         assert out["target"]["some_other_key"] == "this is going to be passed-through"
+
+
+class Segmented(Dataset[dict[str, Any]]):
+    """Samples whose image and mask both hold the sample's id: origins can be read off."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {
+            "image": torch.full((3, 16, 16), float(i)),
+            "mask": tv_tensors.Mask(torch.full((16, 16), i, dtype=torch.uint8)),
+            "label": i,
+        }
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_masks_stay_masks_and_move_with_the_images(workers: int) -> None:
+    transform = batchmix.CutMix(num_classes=K, generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        Segmented(), batch_size=4, num_workers=workers, collate_fn=batchmix.MixCollate(transform)
+    )
+    moved = 0
+    for batch in loader:
+        assert isinstance(batch["mask"], tv_tensors.Mask) and batch["label"].shape == (4, K)
+        assert torch.equal(batch["mask"].float(), batch["image"][:, 0])  # moved together
+        moved += int((batch["mask"] != batch["mask"][:, :1, :1]).any())
+    assert moved > 0  # some boxes were pasted
+    # default_collate alone loses the Mask type (torchvision's behaviour), which is why.
+    assert type(default_collate([Segmented()[0], Segmented()[1]])["mask"]) is torch.Tensor

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
-from torch.utils.data import default_collate
 from torchvision import tv_tensors
 
 import batchmix
@@ -563,12 +562,7 @@ class TestTransplantation:
             for i in range(4)
         ]
 
-        def keep_masks(batch: list[dict[str, Any]]) -> dict[str, Any]:
-            # default_collate returns tv_tensors as plain tensors; masks must stay Masks.
-            out = default_collate(batch)
-            return {k: tv_tensors.Mask(v) if k in ("mask", "extra") else v for k, v in out.items()}
-
-        collated = batchmix.MixCollate(make(), collate_fn=keep_masks)(samples)
+        collated = batchmix.MixCollate(make())(samples)  # masks stay masks in the batch
         assert all(torch.equal(collated[k], expected[k]) for k in expected)
 
     def test_mask_types_and_excluded_labels(self) -> None:

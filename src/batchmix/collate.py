@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.utils.data import default_collate, get_worker_info
+from torch.utils.data._utils.collate import collate, collate_tensor_fn, default_collate_fn_map
 from torchvision import tv_tensors
 
 from batchmix import _fast, _memory
@@ -33,7 +34,10 @@ class MixCollate:
     ``v2.ToImage`` return them from PIL images), which ``default_collate`` copies slowly, are
     stacked several times faster, so such a loader may run faster with ``MixCollate`` than
     without it. The values, types and errors are those of ``collate_fn`` followed by the
-    transform (tests compare the two). Anything else (other structures, a custom
+    transform (tests compare the two), with one difference for the default ``collate_fn``:
+    segmentation masks (``tv_tensors.Mask``) in the samples stay masks in the batch, where
+    ``default_collate`` alone returns plain tensors that the transform would not move with the
+    images. A custom ``collate_fn`` must keep them masks itself. Anything else (other structures, a custom
     ``labels_getter``, subclasses of the transforms) takes that general path, or stacks
     before calling the transform's ``mix_batch``.
 
@@ -79,7 +83,10 @@ class MixCollate:
         mixed = self._mix_samples(samples)
         if mixed is not None:
             return mixed
-        batch = self.collate_fn(samples)
+        if self.collate_fn is default_collate:
+            batch = _collate_keeping_masks(samples)
+        else:
+            batch = self.collate_fn(samples)
         mix = getattr(self.transform, "mix_batch", None)
         if mix is not None:
             return mix(batch, inplace=True)
@@ -105,6 +112,21 @@ class MixCollate:
 
     def __repr__(self) -> str:
         return f"MixCollate(transform={self.transform!r}, collate_fn={self.collate_fn!r})"
+
+
+def _collate_mask(batch: list[Tensor], **_: Any) -> Tensor:
+    mask: Tensor = tv_tensors.Mask(collate_tensor_fn(batch))
+    return mask
+
+
+# default_collate's rules, with segmentation masks kept as masks (default_collate returns
+# tv_tensors as plain tensors, which the transforms would take for something else).
+_KEEPING_MASKS = {tv_tensors.Mask: _collate_mask, **default_collate_fn_map}
+
+
+def _collate_keeping_masks(samples: list[Any]) -> Any:
+    """``default_collate(samples)``, except that ``tv_tensors.Mask`` entries stay masks."""
+    return collate(samples, collate_fn_map=_KEEPING_MASKS)
 
 
 def _sample_images(samples: list[Any]) -> list[Tensor] | None:
