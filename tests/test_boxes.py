@@ -211,7 +211,7 @@ class TestOtherStructures:
     def test_wrong_number_of_targets(self) -> None:
         images, targets = _batch(3, 0)
         with pytest.raises(
-            ValueError, match=r"expected one detection target .* per sample, got 2 for a batch of 3"
+            ValueError, match=r"expected one detection target per sample .*, got 2 for a batch of 3"
         ):
             batchmix.CutMix()(images, targets[:2])
 

@@ -103,6 +103,29 @@ class TestMixCollate:
         assert first != other
 
 
+class _WorkerDraws(torch.utils.data.Dataset[tuple[float, float]]):
+    """Each item: a draw of the worker's global RNG and one of a generator seeded with 0, as
+    batchmix forks it in that worker."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> tuple[float, float]:
+        from batchmix import sampling
+
+        own = torch.Generator().manual_seed(torch.initial_seed())
+        forked = sampling.resolve_generator(torch.Generator().manual_seed(0))
+        assert forked is not None
+        fork = torch.Generator().manual_seed(forked.initial_seed())
+        return float(torch.rand(1, generator=own)), float(torch.rand(1, generator=fork))
+
+
+def test_a_generator_seeded_with_0_does_not_replay_the_workers_global_rng() -> None:
+    loader = DataLoader(_WorkerDraws(), batch_size=None, num_workers=2)
+    for own, forked in loader:
+        assert own != forked
+
+
 def _general(samples: list[Any]) -> Any:
     """default_collate, but not the same object: MixCollate then stacks and mixes the stack."""
     return default_collate(samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -169,6 +170,24 @@ class TestCutMix:
         assert int(widths.min()) >= 5 and int(widths.max()) <= 10
         assert int(heights.min()) >= 5 and int(heights.max()) <= 10
         assert int(params.boxes[:, 2].max()) <= 20 and int(params.boxes[:, 0].min()) >= 0
+
+    def test_box_range_sides_include_the_top(self) -> None:
+        # Sides are uniform over ⌊lo·H⌋..⌊hi·H⌋ = 2..5 on 10 px, the top included (timm's draw,
+        # np.random.randint(lo·H, hi·H), stops at 4).
+        lam = torch.ones(2000, dtype=torch.float64)
+        boxes = sampling.cutmix_boxes(
+            lam, 10, 10, torch.Generator().manual_seed(0), box_range=(0.2, 0.5)
+        )
+        assert set((boxes[:, 2] - boxes[:, 0]).tolist()) == {2, 3, 4, 5}
+
+    def test_box_range_too_small_for_the_image_raises(self) -> None:
+        images, labels = _batch(4, 16)
+        before = images.clone()
+        transform = batchmix.CutMix(num_classes=K, box_range=(0.001, 0.002), inplace=True)
+        with pytest.raises(ValueError, match=r"CutMix: expected box_range to allow boxes of at"):
+            transform(images, labels)
+        assert torch.equal(images, before)
+        batchmix.CutMix(num_classes=K, box_range=(0.001, 0.1))(images, labels)  # up to 1 px
 
     def test_box_range_reaches_last_position(self) -> None:
         # Boxes of side 2 in a 4-pixel image have 3 positions; the last one must be reachable.
@@ -536,6 +555,12 @@ class TestRandomMix:
             batchmix.RandomMix([batchmix.MixUp()], p=[0.5, 0.5])
         with pytest.raises(ValueError, match="non-negative weights"):
             batchmix.RandomMix([batchmix.MixUp()], p=[-1])
+        two = [batchmix.MixUp(), batchmix.CutMix()]
+        for weights in ([math.inf, 1.0], [1e308, 1e308], [math.nan, 1.0]):
+            with pytest.raises(ValueError, match="finite non-negative weights"):
+                batchmix.RandomMix(two, p=weights)
+        with pytest.raises(TypeError, match=r"p to be a list of weights.*p=\[1 - s, s\]"):
+            batchmix.RandomMix(two, p=0.5)  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="expected callable transforms"):
             batchmix.RandomMix([3])  # type: ignore[list-item]
 
@@ -743,6 +768,63 @@ class TestPairMode:
                 torch.testing.assert_close(mixed, expected_images)
             rows = batchmix.functional.mix_labels(
                 batchmix.functional.one_hot(labels, K), index, lam
+            )
+            torch.testing.assert_close(rows, expected_rows)
+
+    @pytest.mark.parametrize("timm_mode", ["batch", "elem"])
+    @pytest.mark.parametrize("name", ["cutmix", "mixup"])
+    def test_equals_timm_batch_and_elem_modes(
+        self, name: str, timm_mode: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """timm's other two modes: its recorded λ and boxes through batchmix's kernels with
+        partner "flip" give its images and targets."""
+        import numpy as np
+        import timm.data.mixup as timm_mixup
+
+        boxes: list[tuple[int, int, int, int]] = []
+        lams: list[Any] = []
+        original_box = timm_mixup.cutmix_bbox_and_lam
+        params_name = "_params_per_elem" if timm_mode == "elem" else "_params_per_batch"
+        original_params = getattr(timm_mixup.Mixup, params_name)
+
+        def recorded_box(*args: Any, **kwargs: Any) -> Any:
+            (yl, yh, xl, xh), lam = original_box(*args, **kwargs)
+            boxes.append((int(xl), int(yl), int(xh), int(yh)))
+            return (yl, yh, xl, xh), lam
+
+        def recorded_params(self: Any, *args: Any) -> Any:
+            lam, use_cutmix = original_params(self, *args)
+            lams.append(np.array(lam, dtype=np.float64))
+            return lam, use_cutmix
+
+        monkeypatch.setattr(timm_mixup, "cutmix_bbox_and_lam", recorded_box)
+        monkeypatch.setattr(timm_mixup.Mixup, params_name, recorded_params)
+        batch = 6
+        images, labels = _batch(batch, 16)
+        reference = timm_mixup.Mixup(
+            mixup_alpha=1.0 if name == "mixup" else 0.0,
+            cutmix_alpha=1.0 if name == "cutmix" else 0.0,
+            mode=timm_mode,
+            label_smoothing=0.1,
+            num_classes=K,
+        )
+        index = sampling.partner_index(batch, "flip", None)
+        for seed in range(5):
+            boxes.clear()
+            lams.clear()
+            np.random.seed(seed)
+            expected_images, expected_rows = reference(images.clone(), labels)
+            if name == "cutmix":
+                box_rows = torch.tensor(boxes * batch if timm_mode == "batch" else boxes)
+                mixed = batchmix.functional.cutmix(images, index, box_rows)
+                lam = 1.0 - sampling.box_area_fraction(box_rows, 16, 16)
+                assert torch.equal(mixed, expected_images)
+            else:
+                lam = torch.from_numpy(lams[0]).expand(batch).contiguous()
+                mixed = batchmix.functional.mixup(images, index, lam)
+                assert torch.equal(mixed, expected_images)
+            rows = batchmix.functional.mix_labels(
+                batchmix.functional.one_hot(labels, K, smoothing=0.1), index, lam
             )
             torch.testing.assert_close(rows, expected_rows)
 
@@ -1048,10 +1130,22 @@ class TestErrors:
                 r"labels of shape \(B,\) with class indices",
             ),
             (
-                torch.randint(0, 9, (3, 3, 8, 8)),
+                torch.ones(3, 3, 8, 8, dtype=torch.complex64),
                 torch.tensor([1, 2, 3]),
                 TypeError,
-                "floating or uint8 images, got torch.int64",
+                "real-valued images, got torch.complex64",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.tensor(3),
+                ValueError,
+                r"labels of shape \(B,\) with class indices or \(B, K\) with probabilities, got \(\)",
+            ),
+            (
+                torch.rand(3, 3, 8, 8),
+                torch.ones(3, 10, dtype=torch.complex64),
+                TypeError,
+                "real-valued labels, got torch.complex64",
             ),
         ],
     )
@@ -1177,3 +1271,105 @@ def test_images_that_require_grad(name: str, size: int, mode: str) -> None:
     assert torch.equal(rows, expected_rows)
     mixed.sum().backward()
     assert leaf.grad is not None and leaf.grad.shape == leaf.shape
+
+
+class TestDropInEdges:
+    """Where torchvision accepts or refuses something, batchmix does too, or says why not."""
+
+    @pytest.mark.parametrize("name", list(PAIR_MIXERS))
+    def test_labels_getter_none_is_refused_where_labels_are_mixed(self, name: str) -> None:
+        images, labels = _batch(4, 8)
+        before = images.clone()
+        transform = PAIR_MIXERS[name](num_classes=K, labels_getter=None, inplace=True)
+        for sample in ((images, labels), ({"image": images, "labels": labels},), (images,)):
+            with pytest.raises(ValueError, match="expected labels to mix, got labels_getter=None"):
+                transform(*sample)
+        assert torch.equal(images, before)
+
+    def test_labels_getter_none_where_nothing_needs_labels(self) -> None:
+        images, labels = _batch(4, 8)
+        out_images, out_labels = batchmix.CutOut(size=4, labels_getter=None)(images, labels)
+        assert out_labels is labels and out_images.shape == images.shape
+        masks = tv_tensors.Mask(torch.randint(0, 3, (4, 8, 8)))
+        mixed, mixed_masks = batchmix.CutMix(labels_getter=None)(images, masks)
+        assert isinstance(mixed_masks, tv_tensors.Mask) and mixed.shape == images.shape
+
+    @pytest.mark.parametrize(
+        "factory",
+        [
+            lambda: batchmix.CutMix(num_classes=K, mode="sample"),
+            lambda: batchmix.CutOut(size=4),
+            lambda: batchmix.FMix(num_classes=K),
+            lambda: batchmix.GridMix(num_classes=K),
+            lambda: batchmix.SaliencyMix(num_classes=K),
+            lambda: batchmix.Mosaic(num_classes=K, mode="sample"),
+            lambda: batchmix.Jigsaw(grid=(2, 2)),
+        ],
+    )
+    @pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int64, torch.bool])
+    def test_pixel_moving_mixers_take_any_real_dtype(
+        self, factory: Callable[[], Any], dtype: torch.dtype
+    ) -> None:
+        g = torch.Generator().manual_seed(0)
+        pixels = torch.randint(0, 2 if dtype == torch.bool else 9, (6, 3, 16, 16), generator=g)
+        labels = torch.arange(6) % K
+        transform = factory()
+        torch.manual_seed(0)
+        mixed, rows = transform(pixels.to(dtype), labels)
+        torch.manual_seed(0)
+        reference, reference_rows = transform(pixels.double(), labels)
+        assert mixed.dtype == dtype
+        assert torch.equal(mixed.double(), reference)
+        assert torch.equal(rows, reference_rows)
+
+    def test_transplantation_takes_integer_images(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        pixels = torch.randint(0, 9, (4, 3, 8, 8), generator=g)
+        masks = tv_tensors.Mask(torch.randint(0, 3, (4, 8, 8), generator=g))
+        torch.manual_seed(0)
+        mixed, _ = batchmix.Transplantation()(pixels.to(torch.int32), masks)
+        torch.manual_seed(0)
+        reference, _ = batchmix.Transplantation()(pixels.double(), masks)
+        assert mixed.dtype == torch.int32 and torch.equal(mixed.double(), reference)
+
+    def test_mixup_refuses_integer_images(self) -> None:
+        images = torch.randint(0, 9, (4, 3, 8, 8), dtype=torch.int32)
+        with pytest.raises(
+            TypeError, match=r"MixUp: expected floating or uint8 images \(it blends"
+        ):
+            batchmix.MixUp(num_classes=K)(images, torch.arange(4))
+
+    def test_scalar_tensors_as_arguments(self) -> None:
+        mixup = batchmix.MixUp(
+            num_classes=torch.tensor(K), alpha=torch.tensor(0.5), p=torch.tensor(1.0)
+        )
+        assert mixup.num_classes == K and mixup.alpha == 0.5 and isinstance(mixup.alpha, float)
+        with pytest.raises(ValueError, match=r"MixUp: expected alpha in \(0, inf\), got -1.0"):
+            batchmix.MixUp(alpha=torch.tensor(-1.0))
+        with pytest.raises(ValueError, match="expected num_classes to be a positive int"):
+            batchmix.MixUp(num_classes=torch.tensor([3, 4]))
+
+    def test_inplace_refuses_unwritable_batches_before_writing_any(self) -> None:
+        images, labels = _batch(4, 8)
+        first = tv_tensors.Image(images.clone())
+        leaf = tv_tensors.Image(torch.rand(4, 3, 8, 8, requires_grad=True))
+        transform = batchmix.MixUp(num_classes=K, inplace=True)
+        with pytest.raises(ValueError, match="leaf tensor that requires grad"):
+            transform(first, labels, leaf)
+        assert torch.equal(first, images)
+        expanded = torch.rand(1, 3, 8, 8).expand(4, 3, 8, 8)
+        with pytest.raises(ValueError, match="elements share memory"):
+            batchmix.CutMix(num_classes=K, inplace=True)(expanded, labels)
+        with torch.no_grad():  # allowed there, as for any in-place op
+            transform(torch.rand(4, 3, 8, 8, requires_grad=True), labels)
+
+    def test_boxes_in_batch_level_forms_get_clear_errors(self) -> None:
+        images, labels = _batch(4, 8)
+        boxes = tv_tensors.BoundingBoxes(
+            torch.tensor([[0, 0, 2, 2]] * 4), format="XYXY", canvas_size=(8, 8)
+        )
+        cutmix = batchmix.CutMix(num_classes=K)
+        with pytest.raises(ValueError, match="expected the image batch beside the detection"):
+            cutmix({"image": tv_tensors.Image(images), "boxes": boxes, "labels": labels})
+        with pytest.raises(ValueError, match=r"one detection target per sample .* got 1 for a"):
+            cutmix(tv_tensors.Image(images), boxes)

@@ -148,7 +148,8 @@ def find_targets(
         return []
     if len(found) != batch_size:
         raise ValueError(
-            f"{owner}: expected one detection target (BoundingBoxes) per sample, "
+            f"{owner}: expected one detection target per sample (a list of {batch_size} "
+            "BoundingBoxes, or of dicts with a 'boxes' entry), "
             f"got {len(found)} for a batch of {batch_size}."
         )
     targets = [_parse_target(owner, node, size) for node in found]

@@ -61,7 +61,10 @@ def resolve_generator(generator: torch.Generator | None) -> torch.Generator | No
     cached = _WORKER_FORKS.get(id(generator))
     if cached is not None and cached[0] == info.seed and cached[1] is generator:
         return cached[2]
-    seed = (generator.initial_seed() * 6364136223846793005 + info.seed) % _SEED_BOUND
+    # Both seeds hashed together: a plain sum would, for a generator seeded with 0, give the
+    # worker's own seed, the seed of the worker's global RNG (the dataset's augmentations).
+    entropy = [generator.initial_seed(), info.seed]
+    seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) % _SEED_BOUND
     forked = torch.Generator(device=generator.device).manual_seed(seed)
     _WORKER_FORKS[id(generator)] = (info.seed, generator, forked)
     return forked
@@ -165,7 +168,8 @@ def cutmix_boxes(
     """Boxes ``(x1, y1, x2, y2)`` of shape ``(n, 4)``, int64, one for each λ in ``lam``.
 
     Without ``box_range``, the box centre is uniform over the pixel grid and its sides are
-    2·⌊½·√(1−λ)·H⌋ by 2·⌊½·√(1−λ)·W⌋ (torchvision's and timm's rounding), clipped to the image.
+    2·⌊½·√(1−λ)·H⌋ by 2·⌊½·√(1−λ)·W⌋ (torchvision's rounding; timm's sides are ⌊√(1−λ)·H⌋,
+    a pixel longer when that is odd), clipped to the image.
     With ``box_range=(lo, hi)``, side lengths are drawn uniformly from
     ``[⌊lo·H⌋, ⌊hi·H⌋]`` (and likewise for W), independently of λ, and the box is placed
     uniformly among all positions that keep it inside the image, the last one included.

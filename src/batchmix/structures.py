@@ -98,6 +98,13 @@ def _image_positions(
     return [] if first is None else [first]
 
 
+def _looks_like_images(leaf: Any) -> bool:
+    """An image batch by type, or a plain tensor of 4 or more dimensions."""
+    if isinstance(leaf, tv_tensors.Image | tv_tensors.Video):
+        return True
+    return type(leaf) is Tensor and leaf.ndim >= 4
+
+
 @dataclass
 class ParsedSample:
     """A flattened sample: its leaves, where images, masks and labels sit, how to rebuild it."""
@@ -193,6 +200,7 @@ def parse_sample(
         if dense and (
             not isinstance(labels, Tensor)
             or id(labels) in in_targets
+            or isinstance(labels, tv_tensors.BoundingBoxes)  # a detection target, not labels
             or (pair and isinstance(labels, tv_tensors.Mask))  # (images, masks): kornia's form
         ):
             labels = None  # segmentation or detection targets, no image-level labels
@@ -220,7 +228,26 @@ def parse_sample(
                     f"{owner}: labels_getter returned a tensor that is not part of the sample."
                 )
 
+    elif labels_required:
+        raise ValueError(
+            f"{owner}: expected labels to mix, got labels_getter=None (a sample without "
+            "labels), which only transforms that keep the labels (CutOut, Jigsaw) or samples "
+            "with segmentation masks or detection boxes allow; pass labels_getter='default' or "
+            "a callable that returns the labels."
+        )
+
     image_positions = _image_positions(leaves, label_position, in_targets)
+    if (
+        not image_positions
+        and in_targets
+        and any(id(leaf) in in_targets and _looks_like_images(leaf) for leaf in leaves)
+    ):
+        raise ValueError(
+            f"{owner}: expected the image batch beside the detection targets, got it inside a "
+            "dict that holds a BoundingBoxes, which is read as one sample's detection target; "
+            "pass (images, targets) with one target per sample: a list of B BoundingBoxes or "
+            "of B dicts with a 'boxes' entry."
+        )
     if not image_positions:
         raise ValueError(
             f"{owner}: expected at least one image tensor in the sample, got {_describe(sample)}."
@@ -255,8 +282,14 @@ def _describe(sample: Any) -> str:
     return f"a {type(sample).__name__}"
 
 
-def check_images(owner: str, images: list[Tensor], batch_size: int | None) -> tuple[int, int]:
-    """Checks shapes, batch sizes and dtypes of all image batches; returns their common (H, W)."""
+def check_images(
+    owner: str, images: list[Tensor], batch_size: int | None, *, blends: bool = True
+) -> tuple[int, int]:
+    """Checks shapes, batch sizes and dtypes of all image batches; returns their common (H, W).
+
+    A transform that ``blends`` pixels takes floating or uint8 images; one that only moves
+    pixels (CutMix, CutOut, ...) takes any real dtype, integer and bool included.
+    """
     size: tuple[int, int] | None = None
     for image in images:
         expected_ndim = 5 if isinstance(image, tv_tensors.Video) else 4
@@ -270,8 +303,12 @@ def check_images(owner: str, images: list[Tensor], batch_size: int | None) -> tu
                 f"{owner}: expected images and labels with the same batch size, "
                 f"got {image.shape[0]} images and {batch_size} labels."
             )
-        if not (image.is_floating_point() or image.dtype == torch.uint8):
-            raise TypeError(f"{owner}: expected floating or uint8 images, got {image.dtype}.")
+        if image.is_complex():
+            raise TypeError(f"{owner}: expected real-valued images, got {image.dtype}.")
+        if blends and not (image.is_floating_point() or image.dtype == torch.uint8):
+            raise TypeError(
+                f"{owner}: expected floating or uint8 images (it blends pixels), got {image.dtype}."
+            )
         hw = (int(image.shape[-2]), int(image.shape[-1]))
         if size is not None and hw != size:
             raise ValueError(

@@ -83,6 +83,7 @@ def _check_number(
     low_open: bool,
     high_open: bool,
 ) -> float:
+    value = _scalar(value)
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)
     if ok:
         number = float(value)  # type: ignore[arg-type]
@@ -95,7 +96,39 @@ def _check_number(
     return float(value)  # type: ignore[arg-type]
 
 
+def _scalar(value: object) -> object:
+    """A one-element, zero-dimensional real tensor as its Python number; anything else as is."""
+    if (
+        isinstance(value, Tensor)
+        and value.ndim == 0
+        and not value.is_complex()
+        and value.dtype != torch.bool
+    ):
+        return value.item()
+    return value
+
+
+def _check_writable(owner: str, tensors: list[Tensor]) -> None:
+    """Refuses, before any of them is written, batches that cannot be mixed in place."""
+    if torch.compiler.is_compiling():
+        return
+    for tensor in tensors:
+        base = tensor._base if tensor._is_view() else tensor
+        if tensor.requires_grad and torch.is_grad_enabled() and base is not None and base.is_leaf:
+            raise ValueError(
+                f"{owner}: expected batches that can be written in place (inplace=True), got a "
+                "leaf tensor that requires grad (or a view of one); use inplace=False."
+            )
+        if torch._debug_has_internal_overlap(tensor) == 1:
+            raise ValueError(
+                f"{owner}: expected batches that can be written in place (inplace=True), got "
+                f"one whose elements share memory (strides {tensor.stride()}, e.g. from "
+                "expand()); use inplace=False or pass a contiguous copy."
+            )
+
+
 def _check_num_classes(owner: str, num_classes: object) -> int | None:
+    num_classes = _scalar(num_classes)
     if num_classes is None:
         return None
     if (
@@ -133,6 +166,8 @@ class _BatchTransform(nn.Module):
     """Shared machinery: argument checks, sample parsing, label rows, parameters, kernels."""
 
     _labels_required = True
+    #: Whether the pixels are blended (floating or uint8 images only) rather than moved.
+    _blends = False
     _mixes_boxes = True
     #: Whether :meth:`make_params` takes ``masks=`` (the first segmentation mask batch, or
     #: ``None``): transforms whose regions come from the masks (Transplantation).
@@ -219,13 +254,16 @@ class _BatchTransform(nn.Module):
             name, inputs, self._labels_getter, labels_required=self._labels_required
         )
         labels = parsed.labels
-        batch_size = None if labels is None else int(labels.shape[0])
         # Index labels mixed by a pair mixer go straight to mixed rows (no one-hot rows first).
         direct = labels is not None and labels.ndim == 1 and self._mixes_index_labels_directly()
         rows = None if labels is None else self._label_rows(labels, one_hot=not direct)
-        height, width = check_images(name, parsed.images, batch_size)
+        batch_size = None if labels is None else int(labels.shape[0])
+        height, width = check_images(name, parsed.images, batch_size, blends=self._blends)
         batch = int(parsed.images[0].shape[0])
         check_masks(name, parsed.masks, batch, (height, width))
+        use_inplace = self.inplace if inplace is None else inplace
+        if use_inplace:
+            _check_writable(name, parsed.images + parsed.masks)
         targets = []
         if parsed.has_boxes:
             if not self._mixes_boxes:
@@ -252,7 +290,6 @@ class _BatchTransform(nn.Module):
                 rows = F.one_hot(rows, self.num_classes)
             out = parsed.rebuild(parsed.images, parsed.masks, rows)
             return boxes.replace_targets(out, targets) if targets else out
-        use_inplace = self.inplace if inplace is None else inplace
         images = [
             self._mix_images(image, params, use_inplace)
             if k or samples is None
@@ -351,6 +388,8 @@ class _BatchTransform(nn.Module):
                     f"{name}: expected 2-D labels of shape (B, {self.num_classes}), "
                     f"got {tuple(labels.shape)}."
                 )
+            if labels.is_complex():
+                raise TypeError(f"{name}: expected real-valued labels, got {labels.dtype}.")
             rows = labels if labels.is_floating_point() else labels.to(torch.float32)
             return F.smooth_labels(rows, self.label_smoothing, multi_label=self.multi_label)
         raise ValueError(
@@ -506,6 +545,8 @@ class MixUp(_PairMixer):
         >>> labels.shape
         torch.Size([8, 10])
     """
+
+    _blends = True
 
     def __init__(
         self,
@@ -673,6 +714,15 @@ class CutMix(_PairMixer):
     ) -> MixParams | None:
         if self.mode == "batch" and self.box_range is None:
             return self._make_batch_params(batch_size, height, width, generator)
+        if (
+            self.box_range is not None
+            and min(int(self.box_range[1] * height), int(self.box_range[1] * width)) < 1
+        ):
+            raise ValueError(
+                f"CutMix: expected box_range to allow boxes of at least one pixel on {height}×"
+                f"{width} images, got {self.box_range} (the longest sides, ⌊hi·H⌋ by ⌊hi·W⌋, "
+                f"are {int(self.box_range[1] * height)} by {int(self.box_range[1] * width)})."
+            )
         drawn = self._draw_lam(batch_size, generator)
         if drawn is None:
             return None
@@ -908,6 +958,11 @@ class RandomMix(nn.Module):
                 )
         if isinstance(p, Tensor | np.ndarray):
             p = p.tolist()
+        if p is not None and not isinstance(p, Sequence):
+            raise TypeError(
+                f"RandomMix: expected p to be a list of weights, one per transform, got "
+                f"{p!r}; timm's switch_prob=s with [MixUp, CutMix] is p=[1 - s, s]."
+            )
         weights = [1.0] * len(transforms) if p is None else list(p)
         if len(weights) != len(transforms):
             raise ValueError(
@@ -915,18 +970,19 @@ class RandomMix(nn.Module):
             )
         if (
             any(
-                not isinstance(w, numbers.Real) or isinstance(w, bool) or not w >= 0
+                not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0 <= w < math.inf
                 for w in weights
             )
-            or sum(weights) <= 0
+            or not 0 < sum(float(w) for w in weights) < math.inf
         ):
             raise ValueError(
-                f"RandomMix: expected non-negative weights with a positive sum, got {list(weights)!r}."
+                "RandomMix: expected finite non-negative weights with a positive, finite sum, "
+                f"got {list(weights)!r}."
             )
         modules = [t for t in transforms if isinstance(t, nn.Module)]
         self.members = nn.ModuleList(modules)
         self.transforms = list(transforms)
-        total = float(sum(weights))
+        total = sum(float(w) for w in weights)
         self.p = [float(w) / total for w in weights]
         self.generator = _check_generator("RandomMix", generator)
 
