@@ -130,6 +130,48 @@ class TestBadCheckpoints:
         assert "model: saved 'small-resnet', given 'resnet18'" in result.err  # type: ignore[attr-defined]
         assert (trained / "checkpoint.pt").read_bytes() == before
 
+    def test_classes_in_another_order_are_refused(
+        self, trained: Path, tmp_path: Path, cli: Callable[..., object]
+    ) -> None:
+        payload = load_checkpoint(trained)
+        payload["classes"] = list(reversed(payload["classes"]))  # as if folders were renamed
+        forged = tmp_path / "renamed.pt"
+        torch.save(payload, forged)
+        result = cli("evaluate", str(forged))
+        assert result.code == 2  # type: ignore[attr-defined]
+        assert "was trained on the classes ['9', '8'" in result.err  # type: ignore[attr-defined]
+        assert "so its labels would not mean what the model learnt" in result.err  # type: ignore[attr-defined]
+
+    def test_damaged_configuration_names_the_checkpoint(
+        self, trained: Path, tmp_path: Path, cli: Callable[..., object]
+    ) -> None:
+        for config, message in (
+            ("x", "expected the saved configuration to be a mapping"),
+            ({"method": "bogus"}, "unknown method 'bogus'"),
+        ):
+            payload = load_checkpoint(trained)
+            payload["config"] = (
+                config if isinstance(config, str) else {**payload["config"], **config}
+            )
+            forged = tmp_path / "forged.pt"
+            torch.save(payload, forged)
+            result = cli("evaluate", str(forged))
+            assert result.code == 2  # type: ignore[attr-defined]
+            assert f"checkpoint {forged} has an unreadable configuration" in result.err  # type: ignore[attr-defined]
+            assert message in result.err  # type: ignore[attr-defined]
+
+    def test_a_plain_pickle_is_refused_without_unsafe_advice(
+        self, tmp_path: Path, cli: Callable[..., object]
+    ) -> None:
+        import pickle
+
+        other = tmp_path / "pickled.pt"
+        other.write_bytes(pickle.dumps({"weights": {1, 2}}, protocol=4))
+        result = cli("evaluate", str(other))
+        assert result.code == 2  # type: ignore[attr-defined]
+        assert "holds Python objects other than tensors" in result.err  # type: ignore[attr-defined]
+        assert "weights_only" not in result.err and "warning" not in result.err  # type: ignore[attr-defined]
+
     def test_evaluate_reports_accuracy(self, trained: Path, cli: Callable[..., object]) -> None:
         import json
 

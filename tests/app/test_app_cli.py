@@ -156,3 +156,39 @@ def test_read_only_folder_is_an_error(
         locked.chmod(0o700)
     assert result.code == 2 and result.err.startswith("batchmix: error: ")
     assert str(locked) in result.err and not any(locked.iterdir())
+
+
+@pytest.mark.parametrize("command", ["compare", "demo", "evaluate", "cam", "show"])
+def test_only_train_runs_under_torchrun(
+    command: str, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = {"evaluate": [tmp_path], "cam": [tmp_path]}.get(command, ["--out", tmp_path / "o"])
+    result = cli(command, *args)
+    assert result.code == 2
+    assert f"{command} runs in one process, but torchrun started 2" in result.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_version(cli: Callable[..., Any]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        from batchmix.app.cli import build_parser
+
+        build_parser().parse_args(["--version"])
+    assert exit_.value.code == 0
+    assert cli("--version").code == 0 and version("batchmix")
+
+
+def test_show_skips_files_that_are_not_images(cli: Callable[..., Any], tmp_path: Path) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "00_notes.txt").write_text("not an image")
+    for k in range(2):
+        Image.new("RGB", (40, 30), (40 * k, 90, 200)).save(photos / f"{k}.png")
+    result = cli("show", "--images", photos, "--size", "32", "--out", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert (tmp_path / "out" / "mixed_grid.png").exists()

@@ -243,3 +243,16 @@ def test_train_on_an_image_folder_with_resnet18(tmp_path: Path, cli: Callable[..
     )  # fmt: skip
     assert result.code == 0, result.err  # type: ignore[attr-defined]
     assert cli("evaluate", str(tmp_path / "run")).code == 0  # type: ignore[attr-defined]
+
+
+def test_a_data_dir_without_the_files_warns_which_copy_is_read(
+    fashion_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_data, "SYSTEM_FASHION_MNIST", fashion_dir)
+    empty = tmp_path / "typo"
+    with pytest.warns(
+        UserWarning,
+        match=rf"--data-dir {empty} holds no Fashion-MNIST idx files; reading them from {fashion_dir} instead",
+    ):
+        data = load_data(TrainConfig(data="fashion-mnist", data_dir=str(empty)))
+    assert data.num_classes == 10

@@ -77,6 +77,7 @@ class TestRun:
         result = cli("train", *TINY, "--method", "cutmix", "--epochs", "2", "--out", str(out))
         assert result.code == 0, result.err
         assert sorted(p.name for p in out.iterdir()) == [
+            ".batchmix.lock",
             "checkpoint.pt",
             "config.json",
             "metrics.jsonl",
@@ -388,6 +389,7 @@ def test_one_named_gpu_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     with pytest.raises(AppError, match=r"--device cuda:1 names one GPU.*pass --device cuda"):
         app_train._start_processes("cuda:1")
 
@@ -403,3 +405,41 @@ def test_an_output_that_cannot_be_a_folder_is_refused_before_the_data_loads(
     monkeypatch.setattr(app_train, "load_data", no_data)
     with pytest.raises(AppError, match=r"expected a folder, but .*taken is not one"):
         train(tiny(tmp_path / "taken" / "run"))
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / app_train.LOCK_NAME).write_text("4242\n")
+    with open(out / app_train.LOCK_NAME, "r+") as held:  # another process writing this run
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(AppError, match=r"in use by another batchmix process \(pid 4242\)"):
+            train(tiny(out, epochs=1))
+        assert sorted(p.name for p in out.iterdir()) == [app_train.LOCK_NAME]
+    summary = train(tiny(out, epochs=1))  # once it has ended, the folder is free
+    assert summary["final"] and (out / "summary.json").exists()
+    with open(out / app_train.LOCK_NAME, "r+") as after:  # released when train returned
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("cuda:x", "unknown device 'cuda:x'; expected auto, cpu, cuda or cuda:N"), ("cuda:99", "GPU")],
+)
+def test_gpu_index_is_checked(
+    device: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(AppError, match=message):
+        train(tiny(tmp_path / "run", epochs=1, device=device))
+    assert not (tmp_path / "run").exists()
+    if torch.cuda.is_available():
+        return
+    with pytest.raises(AppError, match=r"names GPU 0, but torch sees no GPU"):
+        app_train._check_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(AppError, match=r"names GPU 2, but torch sees GPUs 0 to 1"):
+        app_train._check_device("cuda:2")
+    assert app_train._check_device("cuda:1") == 1

@@ -13,7 +13,9 @@ previous checkpoint whole.
 from __future__ import annotations
 
 import os
+import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +83,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = resolve_checkpoint(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on foreign files; the error says it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # objects other than tensors and plain data: not ours
+        raise AppError(
+            f"cannot read checkpoint {path}: it holds Python objects other than tensors and "
+            "plain data, so it is not a batchmix checkpoint (and is not loaded, for safety)."
+        ) from None
     except Exception as error:  # torch raises several types for damaged files
         raise AppError(
             f"cannot read checkpoint {path}: it is truncated, corrupt or not a batchmix "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -223,11 +224,23 @@ def _add_training(parser: argparse.ArgumentParser, *, with_method: bool) -> None
     run.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("batchmix")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per task."""
     parser = argparse.ArgumentParser(
         prog="batchmix",
         description="Train, compare and explain classifiers trained with CutMix, MixUp and CutOut.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -592,6 +605,12 @@ def _show(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Runs the parsed command; :class:`AppError` reaches :func:`main`."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    if args.command != "train" and world != "1":
+        raise AppError(
+            f"{args.command} runs in one process, but torchrun started {world}; under torchrun "
+            "use train (one run over all processes), and run the other commands without it."
+        )
     if getattr(args, "threads", None):
         import torch
 
@@ -649,7 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"batchmix: error: {_describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("batchmix: interrupted", file=sys.stderr)
+        resumable = args.command in ("train", "compare", "demo")
+        hint = "; the last finished epoch is saved: rerun with --resume" if resumable else ""
+        print(f"batchmix: interrupted{hint}", file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = previous

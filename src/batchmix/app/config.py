@@ -116,7 +116,10 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("mix mode", self.mix_mode, MIX_MODES)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        index = self.device.removeprefix("cuda:")
+        if self.device not in ("auto", "cpu", "cuda") and not (
+            self.device.startswith("cuda:") and index.isascii() and index.isdigit()
+        ):
             raise AppError(f"unknown device {self.device!r}; expected auto, cpu, cuda or cuda:N.")
         positive = {
             "epochs": self.epochs,
@@ -174,6 +177,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error (a checkpoint from elsewhere)."""
+        if not isinstance(values, dict):
+            raise AppError(
+                f"expected the saved configuration to be a mapping of settings, got "
+                f"{type(values).__name__}."
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:

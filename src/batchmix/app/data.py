@@ -245,6 +245,12 @@ def _fashion_mnist(data_dir: str | None, download: bool) -> tuple[Tensor, Tensor
                 raise AppError(
                     f"the Fashion-MNIST files in {folder} hold unequal numbers of images and labels."
                 )
+            if tried:  # --data-dir was given and held no files: say what is read instead
+                warnings.warn(
+                    f"--data-dir {data_dir} holds no Fashion-MNIST idx files; reading them from "
+                    f"{folder} instead.",
+                    stacklevel=2,
+                )
             return train_x.unsqueeze(1), train_y.long(), test_x.unsqueeze(1), test_y.long()
         where = "--data-dir" if data_dir and folder == Path(data_dir) else "the Debian package"
         tried.append(f"{where}: no Fashion-MNIST idx files in {folder}")

@@ -63,6 +63,8 @@ __all__ = [
 
 #: The files that make a folder "hold a run".
 RUN_FILES = ("config.json", "metrics.jsonl", CHECKPOINT_NAME, "summary.json")
+#: Held by the process that writes the run (see _RunLock).
+LOCK_NAME = ".batchmix.lock"
 #: What ``batchmix cam RUN`` writes into the run by default: maps of the model a fresh start
 #: replaces, removed with it.
 CAM_FILES = ("cam.png", "cam.json")
@@ -148,10 +150,26 @@ class Processes:
         return self.rank == 0
 
 
+def _check_device(device: str) -> int | None:
+    """The GPU index of ``cuda:N`` (``None`` for the other forms), checked against what torch
+    sees; ``auto``, ``cpu`` and ``cuda`` pass as they are."""
+    if device in ("auto", "cpu", "cuda"):
+        return None
+    index = device.removeprefix("cuda:")
+    if not device.startswith("cuda:") or not index.isdigit():
+        raise AppError(f"--device: expected auto, cpu, cuda or cuda:N, got {device!r}.")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if int(index) >= count:
+        seen = f"GPUs 0 to {count - 1}" if count else "no GPU"
+        raise AppError(f"--device {device} names GPU {index}, but torch sees {seen}.")
+    return int(index)
+
+
 def _start_processes(device: str) -> Processes:
     """Joins the process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    _check_device(device)
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda and not torch.cuda.is_available():
         raise AppError(f"--device {device} asked for a GPU, but torch sees none.")
@@ -255,7 +273,7 @@ def load_trained(
 ) -> tuple[CamClassifier, Data, dict[str, Any]]:
     """Rebuilds a checkpoint's model and loads its data (``data_dir`` overrides the saved one)."""
     payload = load_checkpoint(checkpoint)
-    config = TrainConfig.from_dict(payload["config"])
+    config = saved_config(payload, checkpoint)
     config = TrainConfig.from_dict(
         {**config.to_dict(), "data_dir": data_dir or config.data_dir, "download": download}
     )
@@ -268,7 +286,26 @@ def load_trained(
             f"{spec['in_channels']}-channel images; the data found now has {data.num_classes} "
             f"classes of {data.channels}-channel images."
         )
+    saved_classes = [str(name) for name in payload["classes"]]
+    if saved_classes != list(data.classes):
+        raise AppError(
+            f"checkpoint {checkpoint} was trained on the classes {saved_classes}, in that "
+            f"order; the data found now has {list(data.classes)}, so its labels would not "
+            "mean what the model learnt."
+        )
     return model, data, payload
+
+
+def saved_config(payload: dict[str, Any], path: str | Path) -> TrainConfig:
+    """The settings a checkpoint was trained with, or an error naming the checkpoint."""
+    try:
+        return TrainConfig.from_dict(payload["config"])
+    except AppError as error:
+        raise AppError(f"checkpoint {path} has an unreadable configuration: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise AppError(
+            f"checkpoint {path} has an unreadable configuration ({type(error).__name__}: {error})."
+        ) from None
 
 
 # ------------------------------------------------------------------------- output folder
@@ -389,6 +426,46 @@ def _parameter_digest(model: nn.Module) -> str:
 # ------------------------------------------------------------------------------ training
 
 
+class _RunLock:
+    """An exclusive lock on a run folder (``.batchmix.lock``), held while a process writes to
+    it, so that two processes (a second ``--resume``, say, while the first still runs) cannot
+    write one run at once. The operating system drops it when the process ends, however it
+    ends; the file itself stays (removing it would race with a process opening it)."""
+
+    def __init__(self) -> None:
+        self._descriptor: int | None = None
+
+    def acquire(self, out: Path) -> str | None:
+        """Takes the lock of ``out``; why it cannot (``None`` when it did)."""
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system: no lock
+            return None
+        descriptor = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
+            return (
+                f"{out} is in use by another batchmix process (pid {holder}); wait for it to "
+                "end or stop it first. Killing torchrun with SIGKILL leaves its worker "
+                "processes running: stop those too."
+            )
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        self._descriptor = descriptor
+        return None
+
+    def __enter__(self) -> _RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # releases the lock
+            self._descriptor = None
+
+
 def train(
     config: TrainConfig, *, resume: bool = False, overwrite: bool = False, data: Data | None = None
 ) -> dict[str, Any]:
@@ -404,6 +481,14 @@ def train(
         AppError: bad settings, missing data, an occupied output folder, a checkpoint that does
             not match; nothing in ``config.out`` is changed before these checks pass.
     """
+    with _RunLock() as lock:
+        return _train(config, resume, overwrite, data, lock)
+
+
+def _train(
+    config: TrainConfig, resume: bool, overwrite: bool, data: Data | None, lock: _RunLock
+) -> dict[str, Any]:
+    """:func:`train`, taking ``lock`` on the run folder before its first write there."""
     processes = _start_processes(config.device)
     out = Path(config.out)
     _agree(processes, _check_out(out, resume, overwrite) if processes.main else None)
@@ -433,7 +518,7 @@ def train(
     checkpoint: dict[str, Any] | None = None
     if resume and (out / CHECKPOINT_NAME).exists():
         checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
-        _check_resumable(out, config, TrainConfig.from_dict(checkpoint["config"]), data)
+        _check_resumable(out, config, saved_config(checkpoint, out / CHECKPOINT_NAME), data)
         saved_world = int(checkpoint.get("world", 1))
         if saved_world != processes.world:
             raise AppError(
@@ -531,8 +616,12 @@ def train(
     # The folder: only now, with every check passed, does rank 0 write to it.
     metrics_path = out / "metrics.jsonl"
     history: list[dict[str, Any]] = []
+    refusal = None
     if processes.main:
         out.mkdir(parents=True, exist_ok=True)
+        refusal = lock.acquire(out)
+    _agree(processes, refusal)
+    if processes.main:
         if checkpoint is None:
             if overwrite and any((out / name).exists() for name in RUN_FILES):
                 _remove_cam(out / "cam")  # maps of the model being replaced; first, so that
