@@ -561,6 +561,12 @@ class TestRandomMix:
                 batchmix.RandomMix(two, p=weights)
         with pytest.raises(TypeError, match=r"p to be a list of weights.*p=\[1 - s, s\]"):
             batchmix.RandomMix(two, p=0.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="finite non-negative weights"):
+            batchmix.RandomMix(two, p=[1, 2**1100])
+        # Any iterable of real numbers, 0-d tensors included.
+        weights = {"mixup": 1.0, "cutmix": 3.0}
+        for p in (weights.values(), iter([1.0, 3.0]), [torch.tensor(1.0), torch.tensor(3)]):
+            assert batchmix.RandomMix(two, p=p).p == [0.25, 0.75]  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="expected callable transforms"):
             batchmix.RandomMix([3])  # type: ignore[list-item]
 
@@ -1297,6 +1303,7 @@ class TestDropInEdges:
     @pytest.mark.parametrize(
         "factory",
         [
+            lambda: batchmix.CutMix(num_classes=K),
             lambda: batchmix.CutMix(num_classes=K, mode="sample"),
             lambda: batchmix.CutOut(size=4),
             lambda: batchmix.FMix(num_classes=K),
@@ -1311,7 +1318,12 @@ class TestDropInEdges:
         self, factory: Callable[[], Any], dtype: torch.dtype
     ) -> None:
         g = torch.Generator().manual_seed(0)
-        pixels = torch.randint(0, 2 if dtype == torch.bool else 9, (6, 3, 16, 16), generator=g)
+        if dtype == torch.bool:
+            pixels = torch.randint(0, 2, (6, 3, 16, 16), generator=g)
+        else:  # the whole range (int64: a range float64 holds exactly, for the reference)
+            info = torch.iinfo(dtype)
+            low, high = (info.min, info.max) if dtype != torch.int64 else (-(2**52), 2**52)
+            pixels = torch.randint(low, high, (6, 3, 16, 16), generator=g, dtype=torch.int64)
         labels = torch.arange(6) % K
         transform = factory()
         torch.manual_seed(0)
@@ -1321,6 +1333,22 @@ class TestDropInEdges:
         assert mixed.dtype == dtype
         assert torch.equal(mixed.double(), reference)
         assert torch.equal(rows, reference_rows)
+
+    @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+    def test_resizemix_rounds_wide_integers_exactly(self, dtype: torch.dtype) -> None:
+        g = torch.Generator().manual_seed(0)
+        info = torch.iinfo(dtype)
+        pixels = torch.randint(info.min, info.max, (4, 3, 16, 16), generator=g, dtype=dtype)
+        pixels[1] = info.max  # the top value must not wrap around
+        index, box = torch.tensor([1, 0, 3, 2]), (2, 3, 10, 9)
+        mixed = batchmix.functional.resizemix(pixels, index, box)
+        # No wrap-around; int64 near its top keeps float64's precision (steps of 1024 there).
+        top = int(mixed[0].max())
+        assert top == info.max if dtype == torch.int32 else info.max - 1024 <= top <= info.max
+        assert int(mixed.min()) >= info.min
+        if dtype == torch.int32:  # float64 holds every int32: the float64 path, rounded
+            reference = batchmix.functional.resizemix(pixels.double(), index, box).round()
+            assert torch.equal(mixed.double(), reference)
 
     def test_transplantation_takes_integer_images(self) -> None:
         g = torch.Generator().manual_seed(0)
@@ -1338,6 +1366,26 @@ class TestDropInEdges:
             TypeError, match=r"MixUp: expected floating or uint8 images \(it blends"
         ):
             batchmix.MixUp(num_classes=K)(images, torch.arange(4))
+
+    @pytest.mark.parametrize("mode", ["batch", "sample"])
+    def test_random_mix_with_mixup_refuses_integer_images_on_every_call(self, mode: str) -> None:
+        members = [
+            batchmix.MixUp(num_classes=K, mode=mode, p=0.0),  # type: ignore[arg-type]
+            batchmix.CutMix(num_classes=K, mode=mode),  # type: ignore[arg-type]
+        ]
+        mix = batchmix.RandomMix(members, p=[1e-9, 1.0], mode=mode)  # type: ignore[arg-type]
+        images = torch.randint(0, 9, (4, 3, 8, 8), dtype=torch.int32)
+        message = (
+            "RandomMix: expected floating or uint8 images, since its member MixUp blends "
+            "pixels, got torch.int32"
+        )
+        for _ in range(3):  # CutMix is drawn nearly always; the refusal does not depend on it
+            with pytest.raises(TypeError, match=message):
+                mix(images, torch.arange(4))
+        collate = batchmix.MixCollate(mix)
+        samples = [(torch.zeros(3, 8, 8, dtype=torch.int32), k) for k in range(4)]
+        with pytest.raises(TypeError, match=message):
+            collate(samples)
 
     def test_scalar_tensors_as_arguments(self) -> None:
         mixup = batchmix.MixUp(
@@ -1362,6 +1410,12 @@ class TestDropInEdges:
             batchmix.CutMix(num_classes=K, inplace=True)(expanded, labels)
         with torch.no_grad():  # allowed there, as for any in-place op
             transform(torch.rand(4, 3, 8, 8, requires_grad=True), labels)
+        # Nothing written, nothing refused: a call that mixes nothing, and CutOut's masks.
+        leaf = torch.rand(4, 3, 8, 8, requires_grad=True)
+        assert batchmix.CutMix(num_classes=K, p=0.0, inplace=True)(leaf, labels)[0] is leaf
+        masks = tv_tensors.Mask(torch.zeros(1, 8, 8, dtype=torch.long).expand(4, 8, 8))
+        out = batchmix.CutOut(size=3, inplace=True)(images.clone(), masks)
+        assert out[1] is masks
 
     def test_boxes_in_batch_level_forms_get_clear_errors(self) -> None:
         images, labels = _batch(4, 8)

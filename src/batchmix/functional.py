@@ -24,6 +24,7 @@ CutOut (DeVries & Taylor, 2017).
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -662,7 +663,12 @@ def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:
     """Resizes ``(n, ..., H, W)`` to ``size``; bilinear with antialiasing, or nearest for labels."""
     lead = images.shape[:-2]
     flat = images.reshape((-1, 1, *images.shape[-2:]))
-    work = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()
+    if flat.dtype in (torch.float32, torch.float64):
+        work = flat
+    elif flat.dtype in (torch.int32, torch.int64):  # float32 holds integers up to 2**24 only
+        work = flat.double()
+    else:
+        work = flat.float()
     if nearest:
         resized = torch.nn.functional.interpolate(work, size=size, mode="nearest-exact")
     else:
@@ -673,7 +679,12 @@ def _resize(images: Tensor, size: tuple[int, int], nearest: bool) -> Tensor:
         info = torch.iinfo(images.dtype) if images.dtype != torch.bool else None
         resized = resized.round_()
         if info is not None:
-            resized = resized.clamp(info.min, info.max)
+            # The largest value of the working float type that the integer type holds: int64's
+            # maximum itself rounds up to 2**63 in float64, which would wrap around.
+            top = float(info.max)
+            if int(top) > info.max:
+                top = math.nextafter(top, 0.0)
+            resized = resized.clamp(info.min, top)
     return resized.to(images.dtype).reshape(lead + size)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -108,6 +108,22 @@ def _scalar(value: object) -> object:
     return value
 
 
+def _finite_weight(weight: numbers.Real) -> bool:
+    """Whether a real weight is non-negative and finite as a float."""
+    try:
+        return 0.0 <= float(weight) < math.inf
+    except OverflowError:
+        return False
+
+
+def _float_sum(weights: Sequence[Any]) -> float:
+    """The sum of real weights as a float; ``inf`` when it overflows (huge ints included)."""
+    try:
+        return sum(float(w) for w in weights)
+    except OverflowError:
+        return math.inf
+
+
 def _check_writable(owner: str, tensors: list[Tensor]) -> None:
     """Refuses, before any of them is written, batches that cannot be mixed in place."""
     if torch.compiler.is_compiling():
@@ -168,6 +184,8 @@ class _BatchTransform(nn.Module):
     _labels_required = True
     #: Whether the pixels are blended (floating or uint8 images only) rather than moved.
     _blends = False
+    #: Whether segmentation masks are written (CutOut leaves them as they are).
+    _writes_masks = True
     _mixes_boxes = True
     #: Whether :meth:`make_params` takes ``masks=`` (the first segmentation mask batch, or
     #: ``None``): transforms whose regions come from the masks (Transplantation).
@@ -262,8 +280,6 @@ class _BatchTransform(nn.Module):
         batch = int(parsed.images[0].shape[0])
         check_masks(name, parsed.masks, batch, (height, width))
         use_inplace = self.inplace if inplace is None else inplace
-        if use_inplace:
-            _check_writable(name, parsed.images + parsed.masks)
         targets = []
         if parsed.has_boxes:
             if not self._mixes_boxes:
@@ -290,6 +306,9 @@ class _BatchTransform(nn.Module):
                 rows = F.one_hot(rows, self.num_classes)
             out = parsed.rebuild(parsed.images, parsed.masks, rows)
             return boxes.replace_targets(out, targets) if targets else out
+        if use_inplace:  # before the first write
+            written = parsed.images + (parsed.masks if self._writes_masks else [])
+            _check_writable(name, written)
         images = [
             self._mix_images(image, params, use_inplace)
             if k or samples is None
@@ -859,6 +878,8 @@ class CutOut(_KeepsLabels):
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return F.cutout(images, params.boxes, self.value, out=images if inplace else None)
 
+    _writes_masks = False
+
     def _mix_masks(self, masks: Tensor, params: MixParams, inplace: bool) -> Tensor:
         return masks  # CutOut hides pixels; what the mask labels stays true
 
@@ -958,22 +979,22 @@ class RandomMix(nn.Module):
                 )
         if isinstance(p, Tensor | np.ndarray):
             p = p.tolist()
-        if p is not None and not isinstance(p, Sequence):
+        if p is not None and (isinstance(p, str | bytes | Mapping) or not isinstance(p, Iterable)):
             raise TypeError(
                 f"RandomMix: expected p to be a list of weights, one per transform, got "
                 f"{p!r}; timm's switch_prob=s with [MixUp, CutMix] is p=[1 - s, s]."
             )
-        weights = [1.0] * len(transforms) if p is None else list(p)
+        weights: list[Any] = [1.0] * len(transforms) if p is None else [_scalar(w) for w in p]
         if len(weights) != len(transforms):
             raise ValueError(
                 f"RandomMix: expected one weight per transform ({len(transforms)}), got {len(weights)}."
             )
         if (
             any(
-                not isinstance(w, numbers.Real) or isinstance(w, bool) or not 0 <= w < math.inf
+                not isinstance(w, numbers.Real) or isinstance(w, bool) or not _finite_weight(w)
                 for w in weights
             )
-            or not 0 < sum(float(w) for w in weights) < math.inf
+            or not 0 < _float_sum(weights) < math.inf
         ):
             raise ValueError(
                 "RandomMix: expected finite non-negative weights with a positive, finite sum, "
@@ -982,9 +1003,19 @@ class RandomMix(nn.Module):
         modules = [t for t in transforms if isinstance(t, nn.Module)]
         self.members = nn.ModuleList(modules)
         self.transforms = list(transforms)
-        total = sum(float(w) for w in weights)
+        total = _float_sum(weights)
         self.p = [float(w) / total for w in weights]
         self.generator = _check_generator("RandomMix", generator)
+
+    def _check_blendable(self, dtypes: list[torch.dtype]) -> None:
+        """Refuses, on every call, the image dtypes one of the members would refuse when drawn."""
+        blender = next((t for t in self.transforms if getattr(t, "_blends", False)), None)
+        for dtype in dtypes:
+            if blender is not None and not (dtype.is_floating_point or dtype == torch.uint8):
+                raise TypeError(
+                    f"RandomMix: expected floating or uint8 images, since its member "
+                    f"{type(blender).__name__} blends pixels, got {dtype}."
+                )
 
     @property
     def enabled(self) -> bool:
@@ -1005,6 +1036,13 @@ class RandomMix(nn.Module):
         """Like calling it, with ``inplace`` passed on to batchmix members."""
         if self.mode != "batch":
             return self._mix_per_sample(inputs, bool(inplace))
+        blender = next((t for t in self.transforms if getattr(t, "_blends", False)), None)
+        if blender is not None:  # whichever member is drawn, the same dtypes are refused
+            assert isinstance(blender, _BatchTransform)
+            parsed = parse_sample(
+                "RandomMix", inputs, blender._labels_getter, labels_required=False
+            )
+            self._check_blendable([image.dtype for image in parsed.images])
         transform = self._choose()
         mix = getattr(transform, "mix_batch", None)
         if mix is not None:
@@ -1016,6 +1054,7 @@ class RandomMix(nn.Module):
         if type(self).mix_batch is not RandomMix.mix_batch or self.mode != "batch":
             _stack(samples, batch)  # overridden (call the override) or a choice per sample
             return self.mix_batch([batch, labels], inplace=True)
+        self._check_blendable([batch.dtype])
         transform = self._choose()
         mix = getattr(transform, "_mix_samples", None)
         if mix is not None:
@@ -1043,6 +1082,7 @@ class RandomMix(nn.Module):
                 "got masks, boxes or several image batches; use mode='batch' for those."
             )
         images = parsed.images[0]
+        self._check_blendable([images.dtype])
         generator = sampling.resolve_generator(self.generator)
         batch = images.shape[0]
         choice = (

@@ -178,7 +178,8 @@ def test_version(cli: Callable[..., Any]) -> None:
 
         build_parser().parse_args(["--version"])
     assert exit_.value.code == 0
-    assert cli("--version").code == 0 and version("batchmix")
+    result = cli("--version")
+    assert result.code == 0 and result.out.strip() == f"batchmix {version('batchmix')}"
 
 
 def test_show_skips_files_that_are_not_images(cli: Callable[..., Any], tmp_path: Path) -> None:

@@ -182,6 +182,25 @@ class TestRerun:
         assert "photos_grid.png" not in report and "CutMix |" not in report
         assert json.loads((out / "results.json").read_text())["methods"] == ["none"]
 
+    def test_overwrite_refuses_to_remove_a_run_in_use(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        import fcntl
+
+        from batchmix.app.train import LOCK_NAME
+
+        out = tmp_path / "cmp"
+        assert cli("compare", *SMALL_COMPARISON, "--methods", "none,cutmix", "--out", out).code == 0
+        before = {p.name: p.read_bytes() for p in (out / "runs" / "cutmix-seed0").iterdir()}
+        with open(out / "runs" / "cutmix-seed0" / LOCK_NAME, "r+") as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a process still writing it
+            result = cli(
+                "compare", *SMALL_COMPARISON, "--methods", "none", "--out", out, "--overwrite"
+            )
+        assert result.code == 2 and "is in use by another batchmix process" in result.err
+        after = {p.name: p.read_bytes() for p in (out / "runs" / "cutmix-seed0").iterdir()}
+        assert after == before
+
 
 class TestShow:
     def test_bundled_photos(self, tmp_path: Path, cli: Callable[..., Any]) -> None:

@@ -443,3 +443,43 @@ def test_gpu_index_is_checked(
     with pytest.raises(AppError, match=r"names GPU 2, but torch sees GPUs 0 to 1"):
         app_train._check_device("cuda:2")
     assert app_train._check_device("cuda:1") == 1
+
+
+def test_a_file_system_that_cannot_lock_warns_and_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import fcntl
+
+    def no_flock(*args: Any) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    with pytest.warns(UserWarning, match=r"cannot lock .*\.batchmix\.lock \(Function not impl"):
+        summary = train(tiny(tmp_path / "run", epochs=1))
+    assert summary["final"]
+
+
+def test_forked_workers_do_not_keep_the_lock(tmp_path: Path) -> None:
+    import fcntl
+    import multiprocessing
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with app_train._RunLock() as lock:
+        assert lock.acquire(out) is None
+        child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+        child.start()  # as a DataLoader worker is
+    try:
+        with open(out / app_train.LOCK_NAME, "r+") as again:  # free once the parent let go
+            for _ in range(100):  # (the child closes its copy as soon as it runs)
+                try:
+                    fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    time.sleep(0.05)
+            else:
+                raise AssertionError("the forked child kept the run's lock")
+    finally:
+        child.terminate()
+        child.join()

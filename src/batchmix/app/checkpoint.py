@@ -86,10 +86,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         with warnings.catch_warnings():  # torch's notes on foreign files; the error says it
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # objects other than tensors and plain data: not ours
+    except pickle.UnpicklingError:  # damaged, or objects other than tensors and plain data
         raise AppError(
-            f"cannot read checkpoint {path}: it holds Python objects other than tensors and "
-            "plain data, so it is not a batchmix checkpoint (and is not loaded, for safety)."
+            f"cannot read checkpoint {path}: it is truncated or corrupt, or holds Python objects "
+            "other than tensors and plain data (not loaded, for safety); either way it is not a "
+            "batchmix checkpoint."
         ) from None
     except Exception as error:  # torch raises several types for damaged files
         raise AppError(

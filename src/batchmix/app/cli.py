@@ -669,7 +669,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         resumable = args.command in ("train", "compare", "demo")
-        hint = "; the last finished epoch is saved: rerun with --resume" if resumable else ""
+        hint = (
+            "; rerun with --resume to continue after the last finished epoch" if resumable else ""
+        )
         print(f"batchmix: interrupted{hint}", file=sys.stderr)
         return 130
     finally:

@@ -40,7 +40,7 @@ from batchmix.app.data import Data, load_data
 from batchmix.app.errors import AppError
 from batchmix.app.figures import mix_examples, save_cam_figure, save_curves, save_mixed_grid
 from batchmix.app.models import CamClassifier
-from batchmix.app.train import RUN_FILES, load_trained, rebuild_model, train
+from batchmix.app.train import RUN_FILES, load_trained, rebuild_model, run_in_use, train
 
 __all__ = ["check_writable", "compare", "parse_methods", "pick_examples", "run_cam"]
 
@@ -290,20 +290,25 @@ def _remove_stale(out: Path, keep: set[str]) -> None:
     """
     root = out.resolve()
     runs = out / "runs"
-    if runs.is_dir():
-        for folder in sorted(runs.iterdir()):
-            match = _RUN_FOLDER.fullmatch(folder.name)
-            if (
-                folder.name in keep
-                or match is None
-                or match["method"] not in METHODS
-                or folder.is_symlink()
-                or not folder.is_dir()
-                or not folder.resolve().is_relative_to(root)
-                or not any((folder / name).exists() for name in RUN_FILES)
-            ):
-                continue
-            shutil.rmtree(folder)
+    stale = []
+    for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
+        match = _RUN_FOLDER.fullmatch(folder.name)
+        if (
+            folder.name in keep
+            or match is None
+            or match["method"] not in METHODS
+            or folder.is_symlink()
+            or not folder.is_dir()
+            or not folder.resolve().is_relative_to(root)
+            or not any((folder / name).exists() for name in RUN_FILES)
+        ):
+            continue
+        refusal = run_in_use(folder)
+        if refusal is not None:  # before anything is removed
+            raise AppError(f"cannot replace the comparison in {out}: {refusal}")
+        stale.append(folder)
+    for folder in stale:
+        shutil.rmtree(folder)
     report = out / "report"
     for name in REPORT_FILES:
         path = report / name

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from batchmix.app.data import IMAGE_SUFFIXES, load_image
+from batchmix.app.data import load_image
 from batchmix.app.errors import AppError
 from batchmix.app.figures import mix_examples, save_mixed_grid
 
@@ -39,10 +39,13 @@ def load_photos(folder: Path | None, size: int, count: int) -> tuple[Tensor, lis
         return torch.stack(images), names
     if not folder.is_dir():
         raise AppError(f"--images {folder} is not a folder of images.")
+    from PIL import Image
+
+    readable = set(Image.registered_extensions())  # every suffix Pillow opens
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in readable
     )[:count]
     if len(files) < 2:
         raise AppError(f"--images {folder}: expected at least 2 image files, found {len(files)}.")

@@ -17,6 +17,7 @@ Output folder (``--out``): ``config.json``, ``metrics.jsonl`` (one JSON object p
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -24,8 +25,9 @@ import random
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,17 +428,35 @@ def _parameter_digest(model: nn.Module) -> str:
 # ------------------------------------------------------------------------------ training
 
 
+# Descriptors of the run locks this process holds; forked children (DataLoader workers) close
+# their copies at once, so that a lock ends with the process that took it, not its workers.
+_HELD_LOCKS: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for descriptor in _HELD_LOCKS:
+        with suppress(OSError):
+            os.close(descriptor)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
 class _RunLock:
     """An exclusive lock on a run folder (``.batchmix.lock``), held while a process writes to
     it, so that two processes (a second ``--resume``, say, while the first still runs) cannot
     write one run at once. The operating system drops it when the process ends, however it
-    ends; the file itself stays (removing it would race with a process opening it)."""
+    ends (its forked workers close their copies); the file itself stays (removing it would race
+    with a process opening it). Where the file system cannot lock (``flock`` unsupported, as
+    on some network file systems), a warning says so and the run goes on without the lock."""
 
     def __init__(self) -> None:
         self._descriptor: int | None = None
 
     def acquire(self, out: Path) -> str | None:
-        """Takes the lock of ``out``; why it cannot (``None`` when it did)."""
+        """Takes the lock of ``out``; why it cannot (``None`` when it did, or cannot lock)."""
         try:
             import fcntl
         except ImportError:  # not a POSIX system: no lock
@@ -444,7 +464,15 @@ class _RunLock:
         descriptor = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(descriptor)
+                warnings.warn(
+                    f"cannot lock {out / LOCK_NAME} ({error.strerror or error}); the run goes "
+                    "on, but nothing stops a second process from writing to the same folder.",
+                    stacklevel=2,
+                )
+                return None
             holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(descriptor)
             return (
@@ -455,6 +483,7 @@ class _RunLock:
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         self._descriptor = descriptor
+        _HELD_LOCKS.add(descriptor)
         return None
 
     def __enter__(self) -> _RunLock:
@@ -462,8 +491,18 @@ class _RunLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._descriptor is not None:
+            _HELD_LOCKS.discard(self._descriptor)
             os.close(self._descriptor)  # releases the lock
             self._descriptor = None
+
+
+def run_in_use(folder: Path) -> str | None:
+    """Why ``folder`` must not be removed now: another process holds its run lock."""
+    if not (folder / LOCK_NAME).is_file():
+        return None
+    with _RunLock() as lock:
+        refusal = lock.acquire(folder)
+    return refusal
 
 
 def train(
