@@ -193,3 +193,58 @@ def test_show_skips_files_that_are_not_images(cli: Callable[..., Any], tmp_path:
     result = cli("show", "--images", photos, "--size", "32", "--out", tmp_path / "out")
     assert result.code == 0, result.err
     assert (tmp_path / "out" / "mixed_grid.png").exists()
+
+
+def test_options_that_do_nothing_are_named() -> None:
+    from batchmix.app.config import TrainConfig
+
+    def notes(methods: list[str], **values: Any) -> list[str]:
+        return TrainConfig(**values).unused_options(methods)
+
+    assert notes(["cutmix"]) == [] and notes(["none"]) == []
+    assert notes(["none"], alpha=0.4, mix_mode="pair") == [
+        "--alpha, --mix-mode: no mixing method is used (--method none)"
+    ]
+    assert notes(["cutmix"], cutout_size=8) == [
+        "--cutout-size: only CutOut uses it, and no run uses CutOut"
+    ]
+    assert notes(["mix"], cutout_size=8, mix_weights=(("cutout", 1.0), ("cutmix", 1.0))) == []
+    assert notes(["none", "cutout"], cutout_size=8) == []  # a comparison's methods
+    assert notes(["cutmix"], mix_weights=(("mixup", 1.0),)) == [
+        "--mix-weights: only --method mix uses it"
+    ]
+    assert notes(["none"], optimizer="adamw", nesterov=True) == [
+        "--momentum and --nesterov: only --optimizer sgd uses them"
+    ]
+    assert notes(["none"], nesterov=True, momentum=0.0) == [
+        "--nesterov: it needs --momentum above 0"
+    ]
+    assert notes(["cutmix"], epochs=3, mix_off_epoch=3) == [
+        "--mix-off-epoch 3: mixing is never switched off in 3 epochs"
+    ]
+
+
+def test_unused_options_warn_on_the_command_line(cli: Callable[..., Any], tmp_path: Path) -> None:
+    with pytest.warns(UserWarning, match="--cutout-size: only CutOut uses it"):
+        result = cli(
+            "train",
+            *TINY,
+            "--epochs",
+            "1",
+            "--method",
+            "cutmix",
+            "--cutout-size",
+            "4",
+            "--out",
+            tmp_path / "run",
+        )
+    assert result.code == 0
+
+
+def test_a_subset_larger_than_the_split_is_named(tmp_path: Path) -> None:
+    from batchmix.app.config import TrainConfig
+    from batchmix.app.data import load_data
+
+    with pytest.warns(UserWarning, match="--train-subset 100000 is more than the 1438 images"):
+        data = load_data(TrainConfig(data="digits", train_subset=100000))
+    assert len(data.train) == 1438

@@ -253,6 +253,10 @@ def test_demo_command_end_to_end(
         "1",
         "--seeds",
         "1",
+        "--train-subset",
+        "256",  # the whole fake split: a larger subset is named in a warning
+        "--test-subset",
+        "64",
         "--no-progress",
     ]
     result = cli(*args)

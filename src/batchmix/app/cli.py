@@ -462,11 +462,18 @@ def _train_config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _warn_unused(config: TrainConfig, methods: Sequence[str]) -> None:
+    """Names the options given that this run (or comparison) does not use."""
+    for note in config.unused_options(methods):
+        warnings.warn(f"{note}; it has no effect here.", stacklevel=2)
+
+
 def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     """Trains one model (under torchrun: one rank of a DDP run)."""
     from batchmix.app.train import train
 
     config = _train_config(args, method=args.method)
+    _warn_unused(config, [args.method])
     try:
         summary = train(config, resume=args.resume, overwrite=args.overwrite)
     finally:
@@ -510,6 +517,7 @@ def _compare(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "compare":
         methods = parse_methods(args.methods)
         config = _train_config(args, method="none")
+        _warn_unused(config, methods)
         seeds, cam_images, loc_limit, photos = (
             args.seeds,
             args.cam_images,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +191,37 @@ class TrainConfig:
         if "mix_weights" in values:
             values["mix_weights"] = tuple((str(n), float(w)) for n, w in values["mix_weights"])
         return cls(**values)
+
+    def unused_options(self, methods: Sequence[str]) -> list[str]:
+        """Settings given away from their defaults that none of ``methods`` (the methods of a
+        run or a comparison) or the optimiser uses, each with what it would need."""
+        default = TrainConfig()
+        mixers = set(methods) - {"none", "mix"}
+        if "mix" in methods:
+            mixers |= {name for name, _ in self.mix_weights}
+        notes = []
+        if not mixers:
+            given = [
+                f"--{name.replace('_', '-')}"
+                for name in ("alpha", "mix_prob", "mix_mode", "mix_off_epoch")
+                if getattr(self, name) != getattr(default, name)
+            ]
+            if given:
+                notes.append(f"{', '.join(given)}: no mixing method is used (--method none)")
+        if self.cutout_size is not None and "cutout" not in mixers:
+            notes.append("--cutout-size: only CutOut uses it, and no run uses CutOut")
+        if self.mix_weights != default.mix_weights and "mix" not in methods:
+            notes.append("--mix-weights: only --method mix uses it")
+        if self.optimizer == "adamw" and (self.momentum != default.momentum or self.nesterov):
+            notes.append("--momentum and --nesterov: only --optimizer sgd uses them")
+        elif self.nesterov and self.momentum == 0:
+            notes.append("--nesterov: it needs --momentum above 0")
+        if mixers and self.mix_off_epoch >= self.epochs:
+            notes.append(
+                f"--mix-off-epoch {self.mix_off_epoch}: mixing is never switched off in "
+                f"{self.epochs} epochs"
+            )
+        return notes
 
     def differences(self, other: TrainConfig) -> list[str]:
         """Names of the settings (other than runtime ones) in which two configs differ."""

@@ -467,8 +467,9 @@ def _first(count: int | None, total: int, salt: int) -> Tensor:
     return torch.randperm(total, generator=generator)[:count].sort().values
 
 
-def load_data(config: TrainConfig) -> Data:
-    """Loads ``config.data`` with its splits, subsets and augmentation settings.
+def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
+    """Loads ``config.data`` with its splits, subsets and augmentation settings; with ``warn``,
+    a subset larger than its split is named in a warning (it is then the whole split).
 
     Raises:
         AppError: the data cannot be found, read or fetched; the message says what was tried.
@@ -521,6 +522,16 @@ def load_data(config: TrainConfig) -> Data:
         train_x, train_y, test_x, test_y, classes = _cifar(name, config.data_dir, config.download)
         pad = 4
 
+    for option, count, total in (
+        ("--train-subset", config.train_subset, len(train_y)),
+        ("--test-subset", config.test_subset, len(test_y)),
+    ):
+        if warn and count is not None and count > total:
+            warnings.warn(
+                f"{option} {count} is more than the {total} images of {name}'s split; "
+                f"all {total} are used.",
+                stacklevel=2,
+            )
     train_index = _first(config.train_subset, len(train_y), 1)
     test_index = _first(config.test_subset, len(test_y), 2)
     train_x, train_y = train_x[train_index], train_y[train_index]

@@ -280,7 +280,7 @@ def load_trained(
         {**config.to_dict(), "data_dir": data_dir or config.data_dir, "download": download}
     )
     model = rebuild_model(payload, checkpoint)
-    data = load_data(config)
+    data = load_data(config, warn=False)
     spec = payload["model"]
     if data.num_classes != int(spec["num_classes"]) or data.channels != int(spec["in_channels"]):
         raise AppError(
