@@ -771,7 +771,7 @@ class TestPairMode:
             else:
                 lam = torch.cat([first_lams, first_lams.flip(0)])
                 mixed = batchmix.functional.mixup(images, index, lam)
-                torch.testing.assert_close(mixed, expected_images)
+                assert torch.equal(mixed, expected_images)
             rows = batchmix.functional.mix_labels(
                 batchmix.functional.one_hot(labels, K), index, lam
             )
@@ -1427,3 +1427,10 @@ class TestDropInEdges:
             cutmix({"image": tv_tensors.Image(images), "boxes": boxes, "labels": labels})
         with pytest.raises(ValueError, match=r"one detection target per sample .* got 1 for a"):
             cutmix(tv_tensors.Image(images), boxes)
+
+    def test_plain_tensor_masks_get_a_hint(self) -> None:
+        images, masks = torch.rand(4, 3, 8, 8), torch.randint(0, 3, (4, 8, 8))
+        with pytest.raises(ValueError, match="masks must be wrapped as tv_tensors.Mask"):
+            batchmix.Transplantation()(images, masks)
+        mixed, out_masks = batchmix.Transplantation()(images, tv_tensors.Mask(masks))
+        assert isinstance(out_masks, tv_tensors.Mask) and mixed.shape == images.shape

@@ -411,9 +411,14 @@ class _BatchTransform(nn.Module):
                 raise TypeError(f"{name}: expected real-valued labels, got {labels.dtype}.")
             rows = labels if labels.is_floating_point() else labels.to(torch.float32)
             return F.smooth_labels(rows, self.label_smoothing, multi_label=self.multi_label)
+        hint = (
+            "; segmentation masks must be wrapped as tv_tensors.Mask to be read as masks"
+            if labels.ndim in (3, 4)
+            else ""
+        )
         raise ValueError(
             f"{name}: expected labels of shape (B,) with class indices or (B, K) with "
-            f"probabilities, got {tuple(labels.shape)}."
+            f"probabilities, got {tuple(labels.shape)}{hint}."
         )
 
     def _draw_applied(self, count: int, generator: torch.Generator | None) -> Tensor:
