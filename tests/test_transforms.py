@@ -1430,7 +1430,7 @@ class TestDropInEdges:
 
     def test_plain_tensor_masks_get_a_hint(self) -> None:
         images, masks = torch.rand(4, 3, 8, 8), torch.randint(0, 3, (4, 8, 8))
-        with pytest.raises(ValueError, match="masks must be wrapped as tv_tensors.Mask"):
+        with pytest.raises(ValueError, match=r"masks must be wrapped as tv_tensors\.Mask"):
             batchmix.Transplantation()(images, masks)
         mixed, out_masks = batchmix.Transplantation()(images, tv_tensors.Mask(masks))
         assert isinstance(out_masks, tv_tensors.Mask) and mixed.shape == images.shape
