@@ -1386,6 +1386,9 @@ class TestDropInEdges:
         samples = [(torch.zeros(3, 8, 8, dtype=torch.int32), k) for k in range(4)]
         with pytest.raises(TypeError, match=message):
             collate(samples)
+        never = batchmix.RandomMix(members, p=[0.0, 1.0], mode=mode)  # type: ignore[arg-type]
+        mixed, _ = never(images, torch.arange(4))  # MixUp is never drawn: nothing to refuse
+        assert mixed.dtype == torch.int32
 
     def test_scalar_tensors_as_arguments(self) -> None:
         mixup = batchmix.MixUp(

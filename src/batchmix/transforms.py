@@ -1013,8 +1013,16 @@ class RandomMix(nn.Module):
         self.generator = _check_generator("RandomMix", generator)
 
     def _check_blendable(self, dtypes: list[torch.dtype]) -> None:
-        """Refuses, on every call, the image dtypes one of the members would refuse when drawn."""
-        blender = next((t for t in self.transforms if getattr(t, "_blends", False)), None)
+        """Refuses, on every call, the image dtypes one of the members would refuse when drawn
+        (members of weight 0, which are never drawn, do not count)."""
+        blender = next(
+            (
+                t
+                for t, weight in zip(self.transforms, self.p, strict=True)
+                if getattr(t, "_blends", False) and weight > 0
+            ),
+            None,
+        )
         for dtype in dtypes:
             if blender is not None and not (dtype.is_floating_point or dtype == torch.uint8):
                 raise TypeError(

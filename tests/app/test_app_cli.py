@@ -188,6 +188,7 @@ def test_show_skips_files_that_are_not_images(cli: Callable[..., Any], tmp_path:
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "00_notes.txt").write_text("not an image")
+    (photos / "01_scan.pdf").write_bytes(b"%PDF-1.4 Pillow only writes these")
     for k in range(2):
         Image.new("RGB", (40, 30), (40 * k, 90, 200)).save(photos / f"{k}.png")
     result = cli("show", "--images", photos, "--size", "32", "--out", tmp_path / "out")
@@ -203,13 +204,15 @@ def test_options_that_do_nothing_are_named() -> None:
 
     assert notes(["cutmix"]) == [] and notes(["none"]) == []
     assert notes(["none"], alpha=0.4, mix_mode="pair") == [
-        "--alpha, --mix-mode: no mixing method is used (--method none)"
+        "--alpha, --mix-mode: no mixing method is used"
     ]
     assert notes(["cutmix"], cutout_size=8) == [
         "--cutout-size: only CutOut uses it, and no run uses CutOut"
     ]
     assert notes(["mix"], cutout_size=8, mix_weights=(("cutout", 1.0), ("cutmix", 1.0))) == []
     assert notes(["none", "cutout"], cutout_size=8) == []  # a comparison's methods
+    # A comparison's report draws a CutOut column with --cutout-size, whatever its methods.
+    assert TrainConfig(cutout_size=8).unused_options(["none", "cutmix"], grid=True) == []
     assert notes(["cutmix"], mix_weights=(("mixup", 1.0),)) == [
         "--mix-weights: only --method mix uses it"
     ]
@@ -241,10 +244,21 @@ def test_unused_options_warn_on_the_command_line(cli: Callable[..., Any], tmp_pa
     assert result.code == 0
 
 
-def test_a_subset_larger_than_the_split_is_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "count", "split"), [("train_subset", 1438, "train"), ("test_subset", 359, "test")]
+)
+def test_a_subset_larger_than_the_split_is_named(
+    option: str, count: int, split: str, cli: Callable[..., Any], tmp_path: Path
+) -> None:
     from batchmix.app.config import TrainConfig
     from batchmix.app.data import load_data
 
-    with pytest.warns(UserWarning, match="--train-subset 100000 is more than the 1438 images"):
-        data = load_data(TrainConfig(data="digits", train_subset=100000))
-    assert len(data.train) == 1438
+    flag = "--" + option.replace("_", "-")
+    with pytest.warns(UserWarning, match=f"{flag} 100000 is more than the {count} images"):
+        data = load_data(TrainConfig(data="digits", **{option: 100000}))
+    assert len(getattr(data, split)) == count
+    # Training names it; evaluating the run does not again (the run's own record).
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match=f"{flag} 100000"):
+        assert cli("train", *TINY, "--epochs", "1", flag, "100000", "--out", run).code == 0
+    assert cli("evaluate", run).code == 0

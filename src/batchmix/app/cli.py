@@ -462,10 +462,15 @@ def _train_config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def _warn_unused(config: TrainConfig, methods: Sequence[str]) -> None:
-    """Names the options given that this run (or comparison) does not use."""
-    for note in config.unused_options(methods):
-        warnings.warn(f"{note}; it has no effect here.", stacklevel=2)
+def _warn_unused(config: TrainConfig, methods: Sequence[str], *, grid: bool = False) -> None:
+    """Names the options given that this run (or comparison) does not use (once, on rank 0)."""
+    if os.environ.get("RANK", "0") != "0":
+        return
+    for note in config.unused_options(methods, grid=grid):
+        warnings.warn(
+            f"{note}; it has no effect here (a --resume of this run must still repeat it).",
+            stacklevel=2,
+        )
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
@@ -517,7 +522,7 @@ def _compare(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     if args.command == "compare":
         methods = parse_methods(args.methods)
         config = _train_config(args, method="none")
-        _warn_unused(config, methods)
+        _warn_unused(config, methods, grid=True)
         seeds, cam_images, loc_limit, photos = (
             args.seeds,
             args.cam_images,

@@ -192,9 +192,10 @@ class TrainConfig:
             values["mix_weights"] = tuple((str(n), float(w)) for n, w in values["mix_weights"])
         return cls(**values)
 
-    def unused_options(self, methods: Sequence[str]) -> list[str]:
+    def unused_options(self, methods: Sequence[str], *, grid: bool = False) -> list[str]:
         """Settings given away from their defaults that none of ``methods`` (the methods of a
-        run or a comparison) or the optimiser uses, each with what it would need."""
+        run or a comparison) or the optimiser uses, each with what it would need; ``grid``: a
+        comparison's report draws a CutOut column, which uses ``cutout_size``."""
         default = TrainConfig()
         mixers = set(methods) - {"none", "mix"}
         if "mix" in methods:
@@ -207,8 +208,8 @@ class TrainConfig:
                 if getattr(self, name) != getattr(default, name)
             ]
             if given:
-                notes.append(f"{', '.join(given)}: no mixing method is used (--method none)")
-        if self.cutout_size is not None and "cutout" not in mixers:
+                notes.append(f"{', '.join(given)}: no mixing method is used")
+        if self.cutout_size is not None and "cutout" not in mixers and not grid:
             notes.append("--cutout-size: only CutOut uses it, and no run uses CutOut")
         if self.mix_weights != default.mix_weights and "mix" not in methods:
             notes.append("--mix-weights: only --method mix uses it")

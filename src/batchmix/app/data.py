@@ -17,6 +17,7 @@ per epoch (and the DataLoader per worker).
 from __future__ import annotations
 
 import gzip
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -526,9 +527,9 @@ def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
         ("--train-subset", config.train_subset, len(train_y)),
         ("--test-subset", config.test_subset, len(test_y)),
     ):
-        if warn and count is not None and count > total:
+        if warn and count is not None and count > total and os.environ.get("RANK", "0") == "0":
             warnings.warn(
-                f"{option} {count} is more than the {total} images of {name}'s split; "
+                f"{option} {count} is more than the {total} images of that split of {name}; "
                 f"all {total} are used.",
                 stacklevel=2,
             )

@@ -41,7 +41,8 @@ def load_photos(folder: Path | None, size: int, count: int) -> tuple[Tensor, lis
         raise AppError(f"--images {folder} is not a folder of images.")
     from PIL import Image
 
-    readable = set(Image.registered_extensions())  # every suffix Pillow opens
+    extensions = Image.registered_extensions()  # suffix -> format, readable or not
+    readable = {suffix for suffix, kind in extensions.items() if kind in Image.OPEN}
     files = sorted(
         p
         for p in folder.iterdir()

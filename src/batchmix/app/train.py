@@ -500,7 +500,8 @@ def run_in_use(folder: Path) -> str | None:
     """Why ``folder`` must not be removed now: another process holds its run lock."""
     if not (folder / LOCK_NAME).is_file():
         return None
-    with _RunLock() as lock:
+    with _RunLock() as lock, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a file system that cannot lock: nothing to learn
         refusal = lock.acquire(folder)
     return refusal
 
