@@ -1399,6 +1399,13 @@ class TestDropInEdges:
             batchmix.MixUp(alpha=torch.tensor(-1.0))
         with pytest.raises(ValueError, match="expected num_classes to be a positive int"):
             batchmix.MixUp(num_classes=torch.tensor([3, 4]))
+        t = torch.tensor
+        assert batchmix.CutOut(size=t(8), value=t(0.5)).size == 8
+        assert batchmix.Jigsaw(grid=(t(2), t(3))).grid == (2, 3)
+        assert batchmix.GridMix(grid=(t(2), t(4))).grid == (2, 4)
+        assert batchmix.CutMix(box_range=(t(0.25), t(0.5))).box_range == (0.25, 0.5)
+        with pytest.raises(ValueError, match="CutOut: expected size to be a positive int"):
+            batchmix.CutOut(size=t(8.5))
 
     def test_inplace_refuses_unwritable_batches_before_writing_any(self) -> None:
         images, labels = _batch(4, 8)

@@ -26,7 +26,7 @@ from batchmix import boxes, saliency, sampling
 from batchmix import functional as F
 from batchmix.sampling import Mode, Partner
 from batchmix.structures import LabelsGetter
-from batchmix.transforms import MixParams, _BatchTransform, _KeepsLabels, _PairMixer
+from batchmix.transforms import MixParams, _BatchTransform, _KeepsLabels, _PairMixer, _scalar
 
 __all__ = ["FMix", "GridMix", "Jigsaw", "Mosaic", "ResizeMix", "SaliencyMix", "Transplantation"]
 
@@ -337,6 +337,8 @@ class GridMix(_MaskMixer):
             generator=generator,
             labels_getter=labels_getter,
         )
+        if isinstance(grid, tuple | list):
+            grid = tuple(_scalar(g) for g in grid)
         valid = (
             isinstance(grid, tuple | list)
             and len(grid) == 2
@@ -638,6 +640,8 @@ class Jigsaw(_KeepsLabels):
             generator=generator,
             labels_getter=labels_getter,
         )
+        if isinstance(grid, tuple | list):
+            grid = tuple(_scalar(g) for g in grid)
         ints = (
             isinstance(grid, tuple | list)
             and len(grid) == 2

@@ -96,7 +96,7 @@ def _check_number(
     return float(value)  # type: ignore[arg-type]
 
 
-def _scalar(value: object) -> object:
+def _scalar(value: object) -> Any:
     """A one-element, zero-dimensional real tensor as its Python number; anything else as is."""
     if (
         isinstance(value, Tensor)
@@ -717,7 +717,7 @@ class CutMix(_PairMixer):
         if box_range is None:
             return None
         if isinstance(box_range, tuple | list) and len(box_range) == 2:
-            lo, hi = box_range[0], box_range[1]
+            lo, hi = _scalar(box_range[0]), _scalar(box_range[1])
             if (
                 isinstance(lo, numbers.Real)
                 and isinstance(hi, numbers.Real)
@@ -857,6 +857,7 @@ class CutOut(_KeepsLabels):
             generator=generator,
             labels_getter=labels_getter,
         )
+        size, value = _scalar(size), _scalar(value)
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise ValueError(f"CutOut: expected size to be a positive int (pixels), got {size!r}.")
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
