@@ -1420,9 +1420,20 @@ class TestDropInEdges:
             batchmix.CutMix(num_classes=K, inplace=True)(expanded, labels)
         with torch.no_grad():  # allowed there, as for any in-place op
             transform(torch.rand(4, 3, 8, 8, requires_grad=True), labels)
-        # Nothing written, nothing refused: a call that mixes nothing, and CutOut's masks.
+        # Refused whatever the draw, and before drawing: with 0 < p < 1 every call is refused
+        # and the generator's stream is left as it was.
+        generator = torch.Generator().manual_seed(5)
+        sometimes = batchmix.CutMix(num_classes=K, p=0.5, inplace=True, generator=generator)
+        for _ in range(8):
+            with pytest.raises(ValueError, match="elements share memory"):
+                sometimes(expanded, labels)
+        assert torch.equal(generator.get_state(), torch.Generator().manual_seed(5).get_state())
+        # Nothing ever written, nothing refused: p=0, a disabled transform, CutOut's masks.
         leaf = torch.rand(4, 3, 8, 8, requires_grad=True)
         assert batchmix.CutMix(num_classes=K, p=0.0, inplace=True)(leaf, labels)[0] is leaf
+        disabled = batchmix.CutMix(num_classes=K, inplace=True)
+        disabled.enabled = False
+        assert disabled(leaf, labels)[0] is leaf
         masks = tv_tensors.Mask(torch.zeros(1, 8, 8, dtype=torch.long).expand(4, 8, 8))
         out = batchmix.CutOut(size=3, inplace=True)(images.clone(), masks)
         assert out[1] is masks

@@ -290,6 +290,11 @@ class _BatchTransform(nn.Module):
             targets = boxes.find_targets(
                 name, parsed.sample, batch, (height, width), settle=self._moves_boxes
             )
+        if use_inplace and self.enabled and self.p > 0.0:
+            # Before the parameters are drawn, so that a refusal does not depend on the draw
+            # (with 0 < p < 1 it would come at random) nor use up random numbers.
+            written = parsed.images + (parsed.masks if self._writes_masks else [])
+            _check_writable(name, written)
         params = None
         if self.enabled:
             generator = sampling.resolve_generator(self.generator)
@@ -306,9 +311,6 @@ class _BatchTransform(nn.Module):
                 rows = F.one_hot(rows, self.num_classes)
             out = parsed.rebuild(parsed.images, parsed.masks, rows)
             return boxes.replace_targets(out, targets) if targets else out
-        if use_inplace:  # before the first write
-            written = parsed.images + (parsed.masks if self._writes_masks else [])
-            _check_writable(name, written)
         images = [
             self._mix_images(image, params, use_inplace)
             if k or samples is None
