@@ -222,6 +222,26 @@ def test_options_that_do_nothing_are_named() -> None:
     assert notes(["none"], nesterov=True, momentum=0.0) == [
         "--nesterov: it needs --momentum above 0"
     ]
+    beta = "mixup, cutmix, fmix, saliencymix, gridmix"
+    assert notes(["cutout", "resizemix"], alpha=0.4) == [
+        f"--alpha: none of the methods used draws λ from Beta(α, α) (only {beta} do)"
+    ]
+    assert notes(["cutout", "mixup"], alpha=0.4) == []  # a comparison: MixUp uses it
+    assert notes(["mix"], alpha=0.4, mix_weights=(("cutout", 1.0), ("mosaic", 1.0))) == [
+        f"--alpha: none of the methods used draws λ from Beta(α, α) (only {beta} do)"
+    ]
+    assert notes(["cutout"], mix_mode="sample") == [
+        "--mix-mode: CutOut draws a box for every sample in any mode"
+    ]
+    assert notes(["mix"], mix_mode="pair", mix_weights=(("cutout", 1.0),)) == []  # RandomMix's
+    assert notes(["none"], model="resnet18", width=16) == [
+        "--width: only small-resnet uses it, not resnet18"
+    ]
+    assert notes(["none"], width=16) == []
+    assert notes(["none"], skip_bad_images=True) == [
+        "--skip-bad-images: only --data imagefolder uses it, not fashion-mnist"
+    ]
+    assert notes(["none"], data="imagefolder", data_dir="x", skip_bad_images=True) == []
     assert notes(["cutmix"], epochs=3, mix_off_epoch=3) == [
         "--mix-off-epoch 3: mixing is never switched off in 3 epochs"
     ]

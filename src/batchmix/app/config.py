@@ -24,6 +24,8 @@ __all__ = [
 DATASETS = ("fashion-mnist", "fashion-mnist-loc", "digits", "imagefolder", "cifar10", "cifar100")
 MIXABLE = ("mixup", "cutmix", "cutout", "resizemix", "fmix", "saliencymix", "gridmix", "mosaic")
 METHODS = ("none", *MIXABLE, "mix")
+#: The methods whose λ is drawn from Beta(α, α), the ones ``--alpha`` sets.
+BETA_METHODS = ("mixup", "cutmix", "fmix", "saliencymix", "gridmix")
 MODELS = ("small-resnet", "resnet18", "resnet50")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
@@ -209,6 +211,13 @@ class TrainConfig:
             ]
             if given:
                 notes.append(f"{', '.join(given)}: no mixing method is used")
+        elif self.alpha != default.alpha and not mixers & set(BETA_METHODS):
+            notes.append(
+                "--alpha: none of the methods used draws λ from Beta(α, α) (only "
+                f"{', '.join(BETA_METHODS)} do)"
+            )
+        if mixers == {"cutout"} and "mix" not in methods and self.mix_mode != default.mix_mode:
+            notes.append("--mix-mode: CutOut draws a box for every sample in any mode")
         if self.cutout_size is not None and "cutout" not in mixers and not grid:
             notes.append("--cutout-size: only CutOut uses it, and no run uses CutOut")
         if self.mix_weights != default.mix_weights and "mix" not in methods:
@@ -217,6 +226,10 @@ class TrainConfig:
             notes.append("--momentum and --nesterov: only --optimizer sgd uses them")
         elif self.nesterov and self.momentum == 0:
             notes.append("--nesterov: it needs --momentum above 0")
+        if self.width != default.width and self.model != "small-resnet":
+            notes.append(f"--width: only small-resnet uses it, not {self.model}")
+        if self.skip_bad_images and self.data != "imagefolder":
+            notes.append(f"--skip-bad-images: only --data imagefolder uses it, not {self.data}")
         if mixers and self.mix_off_epoch >= self.epochs:
             notes.append(
                 f"--mix-off-epoch {self.mix_off_epoch}: mixing is never switched off in "
