@@ -115,17 +115,18 @@ class TestBadCheckpoints:
         self, trained: Path, cli: Callable[..., object]
     ) -> None:
         before = (trained / "checkpoint.pt").read_bytes()
-        result = cli(
-            "train",
-            *TINY,
-            "--epochs",
-            "1",
-            "--model",
-            "resnet18",
-            "--out",
-            str(trained),
-            "--resume",
-        )
+        with pytest.warns(UserWarning, match="--width: only small-resnet uses it"):
+            result = cli(
+                "train",
+                *TINY,
+                "--epochs",
+                "1",
+                "--model",
+                "resnet18",
+                "--out",
+                str(trained),
+                "--resume",
+            )
         assert result.code == 2  # type: ignore[attr-defined]
         assert "model: saved 'small-resnet', given 'resnet18'" in result.err  # type: ignore[attr-defined]
         assert (trained / "checkpoint.pt").read_bytes() == before

@@ -241,7 +241,11 @@ def test_options_that_do_nothing_are_named() -> None:
     assert notes(["none"], skip_bad_images=True) == [
         "--skip-bad-images: only --data imagefolder uses it, not fashion-mnist"
     ]
+    assert notes(["none"], data="digits", lazy_images=True) == [
+        "--lazy-images: only --data imagefolder uses it, not digits"
+    ]
     assert notes(["none"], data="imagefolder", data_dir="x", skip_bad_images=True) == []
+    assert notes(["none"], data="imagefolder", data_dir="x", lazy_images=True) == []
     assert notes(["cutmix"], epochs=3, mix_off_epoch=3) == [
         "--mix-off-epoch 3: mixing is never switched off in 3 epochs"
     ]

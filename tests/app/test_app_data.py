@@ -177,6 +177,76 @@ class TestImageFolder:
             data = load_data(config)
         assert len(data.train) + len(data.test) == 8
 
+    def test_lazy_images_give_the_same_items(self, tmp_path: Path) -> None:
+        self.make(tmp_path)
+        values = dict(data="imagefolder", data_dir=str(tmp_path), image_size=12, train_subset=5)
+        eager = load_data(TrainConfig(**values))
+        lazy = load_data(TrainConfig(**values, lazy_images=True))
+        assert isinstance(lazy.train.images, app_data.ImageFiles)
+        assert isinstance(eager.train.images, torch.Tensor)
+        assert lazy.train.images.shape == (5, 3, 12, 12) and len(lazy.test) == len(eager.test)
+        for split in ("train", "test"):
+            a, b = getattr(eager, split), getattr(lazy, split)
+            assert torch.equal(a.labels, b.labels) and torch.equal(a.mean, b.mean)
+            for i in range(len(a)):
+                assert torch.equal(a.raw(i), b.raw(i))
+                torch.manual_seed(i)  # the same augmentation draws
+                first = a[i]
+                torch.manual_seed(i)
+                assert torch.equal(first[0], b[i][0]) and first[1] == b[i][1]
+
+    def test_lazy_images_check_headers_at_the_start(self, tmp_path: Path) -> None:
+        self.make(tmp_path)
+        (tmp_path / "red" / "notes.txt").write_text("not an image")
+        values = dict(data="imagefolder", data_dir=str(tmp_path), image_size=12, lazy_images=True)
+        with pytest.raises(AppError, match=r"(?s)1 file\(s\) .*/notes\.txt"):
+            load_data(TrainConfig(**values))
+        with pytest.warns(SkippedFilesWarning, match="notes.txt"):
+            data = load_data(TrainConfig(**values, skip_bad_images=True))
+        assert len(data.train) + len(data.test) == 8
+
+    def test_lazy_images_name_a_file_damaged_past_its_header(self, tmp_path: Path) -> None:
+        from torch.utils.data import DataLoader
+
+        from batchmix.app.cli import _app_message
+
+        path = tmp_path / "cut.jpg"
+        pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        files = app_data.ImageFiles([path], 16)
+        dataset = app_data.ImageDataset(
+            files, torch.zeros(1, dtype=torch.long), mean=(0.0,) * 3, std=(1.0,) * 3
+        )
+        expected = f"{path} could not be read during the run (OSError"
+        with pytest.raises(AppError, match="--lazy-images checks only each file's header") as info:
+            dataset[0]
+        assert str(info.value).startswith(expected)
+        # Raised in a DataLoader worker, the error comes back wrapped in the worker's
+        # traceback; the command line prints the original message.
+        with pytest.raises(AppError, match="Caught AppError in DataLoader worker") as info:
+            next(iter(DataLoader(dataset, num_workers=1)))
+        message = _app_message(info.value)
+        assert message.startswith(expected) and message.endswith("go on with --resume.")
+        assert "Traceback" not in message
+
+    def test_lazy_images_train_in_workers_and_resume_without(
+        self, tmp_path: Path, cli: Callable[..., object]
+    ) -> None:
+        self.make(tmp_path / "images")
+        common = ("train", "--data", "imagefolder", "--data-dir", tmp_path / "images")
+        common += ("--image-size", "12", "--width", "4", "--batch-size", "4", "--no-progress")
+        common += ("--out", tmp_path / "run")
+        result = cli(*common, "--epochs", "1", "--lazy-images", "--workers", "1")
+        assert result.code == 0, result.err  # type: ignore[attr-defined]
+        # Where the pixels come from does not change what is computed: the run may be resumed
+        # without it (as with another --data-dir or --device), while other settings must match.
+        result = cli(*common, "--epochs", "1", "--workers", "1", "--resume")
+        assert result.code == 0, result.err  # type: ignore[attr-defined]
+        assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+        result = cli(*common, "--epochs", "1", "--resume")
+        assert result.code == 2 and "workers: saved 1, given 0" in result.err  # type: ignore[attr-defined]
+
     def test_missing_folder(self, tmp_path: Path) -> None:
         with pytest.raises(AppError, match="is not a folder"):
             load_data(TrainConfig(data="imagefolder", data_dir=str(tmp_path / "nowhere")))

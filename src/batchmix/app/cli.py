@@ -113,6 +113,12 @@ def _add_data(parser: argparse.ArgumentParser) -> None:
         help="imagefolder: leave unreadable files out with a warning (default: stop and name them)",
     )
     group.add_argument(
+        "--lazy-images",
+        action="store_true",
+        help="imagefolder: decode each image when it is read, in the DataLoader workers, "
+        "instead of once into memory (for folders too large for memory; with --workers)",
+    )
+    group.add_argument(
         "--no-download",
         dest="download",
         action="store_false",
@@ -433,6 +439,7 @@ def _train_config(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
         "train_subset": args.train_subset,
         "test_subset": args.test_subset,
         "skip_bad_images": args.skip_bad_images,
+        "lazy_images": args.lazy_images,
         "download": args.download,
         "augment": args.augment,
         "model": args.model,
@@ -663,6 +670,16 @@ def _describe_os_error(error: OSError) -> str:
     return f"cannot use {paths}: {reason}{hint}." if paths else f"{reason}{hint}."
 
 
+def _app_message(error: AppError) -> str:
+    """The error's message; for one raised in a DataLoader worker, which the DataLoader raises
+    again as ``AppError("Caught AppError in ...\nOriginal Traceback ...")``, the original one."""
+    text = str(error)
+    if text.startswith("Caught AppError in ") and "\nOriginal Traceback" in text:
+        original = text.rpartition(f"{AppError.__module__}.AppError: ")[2].strip()
+        return original or text
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     parser = build_parser()
@@ -675,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, argv)
     except AppError as error:
-        print(f"batchmix: error: {error}", file=sys.stderr)
+        print(f"batchmix: error: {_app_message(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # an output the file system refuses: unwritable, a file in the way
         print(f"batchmix: error: {_describe_os_error(error)}", file=sys.stderr)

@@ -34,7 +34,7 @@ MIX_MODES = ("batch", "pair", "sample")
 #: Fields that may differ between a run and its resumption: where it runs and what it shows,
 #: not what it computes. (The number of DataLoader workers is not among them: each worker
 #: draws its own stream, so it changes the mix's draws.)
-RUNTIME_FIELDS = frozenset({"out", "data_dir", "device", "progress", "download"})
+RUNTIME_FIELDS = frozenset({"out", "data_dir", "device", "progress", "download", "lazy_images"})
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -86,6 +86,7 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     skip_bad_images: bool = False
+    lazy_images: bool = False
     download: bool = True
     model: str = "small-resnet"
     width: int = 32
@@ -228,8 +229,10 @@ class TrainConfig:
             notes.append("--nesterov: it needs --momentum above 0")
         if self.width != default.width and self.model != "small-resnet":
             notes.append(f"--width: only small-resnet uses it, not {self.model}")
-        if self.skip_bad_images and self.data != "imagefolder":
-            notes.append(f"--skip-bad-images: only --data imagefolder uses it, not {self.data}")
+        for option in ("skip_bad_images", "lazy_images"):
+            if getattr(self, option) and self.data != "imagefolder":
+                flag = "--" + option.replace("_", "-")
+                notes.append(f"{flag}: only --data imagefolder uses it, not {self.data}")
         if mixers and self.mix_off_epoch >= self.epochs:
             notes.append(
                 f"--mix-off-epoch {self.mix_off_epoch}: mixing is never switched off in "

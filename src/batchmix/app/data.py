@@ -1,4 +1,5 @@
-"""Datasets for the application, all held in memory as uint8 tensors.
+"""Datasets for the application, held in memory as uint8 tensors (image folders with
+``--lazy-images``: as file paths, decoded when an item is read).
 
 * ``fashion-mnist``: 28×28 grey clothes, 10 classes, read from the idx ``.gz`` files in
   ``--data-dir``, else in the Debian package ``dataset-fashion-mnist``
@@ -6,7 +7,8 @@
 * ``fashion-mnist-loc``: each Fashion-MNIST item pasted at a random (but fixed) place on a larger
   black canvas, with its true bounding box recorded: a weakly-supervised localisation benchmark.
 * ``digits``: scikit-learn's 8×8 digits (always offline), upscaled; for fast tests.
-* ``imagefolder``: ``root/<class>/<image>`` (or ``root/train/...`` and ``root/test|val/...``).
+* ``imagefolder``: ``root/<class>/<image>`` (or ``root/train/...`` and ``root/test|val/...``),
+  decoded once into memory, or, with ``--lazy-images``, whenever an item is read.
 * ``cifar10`` / ``cifar100``: through torchvision, downloaded when online.
 
 Training items get the standard augmentation (random crop from a zero-padded image, horizontal
@@ -16,12 +18,14 @@ per epoch (and the DataLoader per worker).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 import torch
@@ -38,6 +42,7 @@ __all__ = [
     "SYSTEM_FASHION_MNIST",
     "Data",
     "ImageDataset",
+    "ImageFiles",
     "SkippedFilesWarning",
     "load_data",
     "load_image",
@@ -74,7 +79,7 @@ class ImageDataset(Dataset[tuple[Tensor, int]]):
     """uint8 images ``(N, C, H, W)`` with labels, returned as normalised float tensors.
 
     Args:
-        images: ``(N, C, H, W)`` uint8.
+        images: ``(N, C, H, W)`` uint8, or the :class:`ImageFiles` that decode to them.
         labels: ``(N,)`` int64 class indices.
         mean: per-channel mean of the [0, 1] pixels, subtracted after augmentation.
         std: per-channel standard deviation, divided out.
@@ -89,7 +94,7 @@ class ImageDataset(Dataset[tuple[Tensor, int]]):
 
     def __init__(
         self,
-        images: Tensor,
+        images: Tensor | ImageFiles,
         labels: Tensor,
         *,
         mean: tuple[float, ...],
@@ -330,10 +335,81 @@ def load_image(path: Path, size: int) -> Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+class ImageFiles:
+    """Image files decoded when an item is read (``--lazy-images``), in place of a uint8
+    ``(N, 3, size, size)`` tensor: indexing with an int decodes that file with
+    :func:`load_image`, indexing with a tensor of indices gives the files at those indices."""
+
+    def __init__(self, paths: Sequence[Path], size: int) -> None:
+        self.paths = tuple(paths)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), 3, self.size, self.size)
+
+    @overload
+    def __getitem__(self, index: int) -> Tensor: ...
+
+    @overload
+    def __getitem__(self, index: Tensor) -> ImageFiles: ...
+
+    def __getitem__(self, index: int | Tensor) -> Tensor | ImageFiles:
+        if isinstance(index, Tensor):
+            return ImageFiles([self.paths[i] for i in index.tolist()], self.size)
+        path = self.paths[index]
+        try:
+            return _decode(path, self.size)
+        except _bad_image_errors() as error:
+            raise AppError(
+                f"{path} could not be read during the run ({type(error).__name__}: {error}); "
+                "--lazy-images checks only each file's header at the start. Remove or replace "
+                "the file, then go on with --resume."
+            ) from None
+
+
+@functools.cache
+def _bad_image_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises for a file that is not a readable image."""
+    from PIL import Image
+
+    return (
+        OSError,
+        ValueError,
+        SyntaxError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    )
+
+
+def _decode(path: Path, size: int) -> Tensor:
+    """:func:`load_image`, with Pillow's decompression-bomb warning raised as an error."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return load_image(path, size)
+
+
+def _check_header(path: Path) -> None:
+    """Opens ``path`` as an image (its header only) and checks what Pillow can without
+    decoding; raises one of :func:`_bad_image_errors` when it is not an image."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as opened:
+            opened.verify()
+
+
 def _read_folder(
-    root: Path, classes: tuple[str, ...] | None, size: int, skip_bad: bool
-) -> tuple[Tensor, Tensor, tuple[str, ...]]:
-    """Reads ``root/<class>/...`` into memory; unreadable files stop the run unless ``skip_bad``."""
+    root: Path, classes: tuple[str, ...] | None, size: int, skip_bad: bool, lazy: bool = False
+) -> tuple[Tensor | ImageFiles, Tensor, tuple[str, ...]]:
+    """Reads ``root/<class>/...`` into memory (with ``lazy``, lists the files and checks their
+    headers); unreadable files stop the run unless ``skip_bad``."""
     found = tuple(
         sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     )
@@ -347,23 +423,18 @@ def _read_folder(
             f"{root} has classes {unknown} that the training split lacks ({list(classes)})."
         )
     images: list[Tensor] = []
+    paths: list[Path] = []
     labels: list[int] = []
     bad: list[str] = []
-    from PIL import Image
-
     for name in found:
         for path in _image_files(root / name):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    images.append(load_image(path, size))
-            except (
-                OSError,
-                ValueError,
-                SyntaxError,
-                Image.DecompressionBombError,
-                Image.DecompressionBombWarning,
-            ) as error:
+                if lazy:
+                    _check_header(path)
+                    paths.append(path)
+                else:
+                    images.append(_decode(path, size))
+            except _bad_image_errors() as error:
                 bad.append(f"{path} ({type(error).__name__}: {error})")
                 continue
             labels.append(classes.index(name))
@@ -381,14 +452,15 @@ def _read_folder(
             SkippedFilesWarning,
             stacklevel=2,
         )
-    if not images:
+    if not labels:
         raise AppError(f"{root} holds no readable images.")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long), classes
+    pixels = ImageFiles(paths, size) if lazy else torch.stack(images)
+    return pixels, torch.tensor(labels, dtype=torch.long), classes
 
 
 def _image_folder(
-    data_dir: str, size: int, skip_bad: bool
-) -> tuple[Tensor, Tensor, Tensor, Tensor, tuple[str, ...]]:
+    data_dir: str, size: int, skip_bad: bool, lazy: bool
+) -> tuple[Tensor | ImageFiles, Tensor, Tensor | ImageFiles, Tensor, tuple[str, ...]]:
     root = Path(data_dir)
     if not root.is_dir():
         raise AppError(
@@ -396,10 +468,10 @@ def _image_folder(
         )
     test_root = next((root / n for n in ("test", "val") if (root / n).is_dir()), None)
     if (root / "train").is_dir() and test_root is not None:
-        train_x, train_y, classes = _read_folder(root / "train", None, size, skip_bad)
-        test_x, test_y, _ = _read_folder(test_root, classes, size, skip_bad)
+        train_x, train_y, classes = _read_folder(root / "train", None, size, skip_bad, lazy)
+        test_x, test_y, _ = _read_folder(test_root, classes, size, skip_bad, lazy)
         return train_x, train_y, test_x, test_y, classes
-    images, labels, classes = _read_folder(root, None, size, skip_bad)
+    images, labels, classes = _read_folder(root, None, size, skip_bad, lazy)
     if len(labels) < 2:
         raise AppError(
             f"{root} holds {len(labels)} readable image(s); at least 2 are needed for a split."
@@ -477,6 +549,8 @@ def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
     """
     name = config.data
     classes: tuple[str, ...]
+    train_x: Tensor | ImageFiles
+    test_x: Tensor | ImageFiles
     offsets: tuple[Tensor, Tensor] | None = None
     canvas: int | None = None
     flip, pad = True, 0
@@ -514,7 +588,10 @@ def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
         flip, pad = False, max(1, size // 16)
     elif name == "imagefolder":
         train_x, train_y, test_x, test_y, classes = _image_folder(
-            config.data_dir or "", config.image_size or 64, config.skip_bad_images
+            config.data_dir or "",
+            config.image_size or 64,
+            config.skip_bad_images,
+            config.lazy_images,
         )
         pad = train_x.shape[-1] // 8
     else:
@@ -540,6 +617,7 @@ def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
     test_boxes = None
     train_offsets = test_offsets = None
     if offsets is not None:
+        assert isinstance(test_x, Tensor)  # Fashion-MNIST, held in memory
         train_offsets, test_offsets = offsets[0][train_index], offsets[1][test_index]
         local = _object_boxes(test_x)
         shift = torch.stack([test_offsets[:, 1], test_offsets[:, 0]] * 2, dim=1)
