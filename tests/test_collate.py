@@ -126,6 +126,54 @@ def test_a_generator_seeded_with_0_does_not_replay_the_workers_global_rng() -> N
         assert own != forked
 
 
+def test_spawned_workers_draw_as_forked_ones() -> None:
+    """Workers started by spawn or forkserver (macOS's and Windows' default, and Linux's from
+    Python 3.14) unpickle the transform and its generator, and draw what forked ones draw:
+    CutMix from an explicit generator, MixUp and the choice between them from the global RNG."""
+    import torch.multiprocessing as mp
+
+    samples = [
+        (
+            torch.randint(
+                0, 256, (3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(i)
+            ),
+            i % K,
+        )
+        for i in range(32)
+    ]
+
+    def batches(context: str) -> list[Any]:
+        g = torch.Generator().manual_seed(7)
+        mixer = batchmix.RandomMix(
+            [batchmix.CutMix(num_classes=K, generator=g), batchmix.MixUp(num_classes=K)]
+        )
+        loader = DataLoader(
+            samples,
+            batch_size=8,
+            num_workers=2,
+            collate_fn=batchmix.MixCollate(mixer),
+            multiprocessing_context=context,
+            generator=torch.Generator().manual_seed(0),
+        )
+        return list(loader)
+
+    # Sharing tensors with spawned workers through file descriptors, torch's default, is
+    # refused by some sandboxes; named files work everywhere.
+    strategy = mp.get_sharing_strategy()
+    mp.set_sharing_strategy("file_system")
+    try:
+        forked = batches("fork")
+        for context in ("spawn", "forkserver"):
+            started = batches(context)
+            assert len(started) == len(forked) == 4
+            for (a, ya), (b, yb) in zip(forked, started, strict=True):
+                assert torch.equal(a, b) and torch.equal(ya, yb)
+    finally:
+        mp.set_sharing_strategy(strategy)
+    unmixed = [torch.stack([s for s, _ in samples[8 * k : 8 * k + 8]]) for k in range(4)]
+    assert all(not torch.equal(x, plain) for (x, _), plain in zip(forked, unmixed, strict=True))
+
+
 def _general(samples: list[Any]) -> Any:
     """default_collate, but not the same object: MixCollate then stacks and mixes the stack."""
     return default_collate(samples)
