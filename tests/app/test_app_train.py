@@ -394,6 +394,25 @@ def test_one_named_gpu_under_torchrun_is_refused(monkeypatch: pytest.MonkeyPatch
         app_train._start_processes("cuda:1")
 
 
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_more_processes_per_node_than_gpus_is_refused(
+    device: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Local rank 2 would take cuda:2 on a node with two GPUs: refused before the process group.
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+    def no_group(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the process group was joined before the check")
+
+    monkeypatch.setattr(torch.distributed, "init_process_group", no_group)
+    monkeypatch.setattr(torch.cuda, "set_device", no_group)
+    with pytest.raises(AppError, match=r"local rank 2 .* torch sees 2 GPU\(s\) .*--device cpu"):
+        app_train._start_processes(device)
+
+
 def test_an_output_that_cannot_be_a_folder_is_refused_before_the_data_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -180,6 +180,12 @@ def _start_processes(device: str) -> Processes:
             f"--device {device} names one GPU, but under torchrun each of the {world} processes "
             "takes the GPU of its local rank; pass --device cuda (or auto)."
         )
+    if world > 1 and use_cuda and local_rank >= torch.cuda.device_count():
+        raise AppError(
+            f"this process has local rank {local_rank} under torchrun, and takes the GPU of that "
+            f"index, but torch sees {torch.cuda.device_count()} GPU(s) here; start at most that "
+            "many processes per node (--nproc-per-node), or pass --device cpu."
+        )
     if world > 1:
         if use_cuda:
             torch.cuda.set_device(local_rank)
