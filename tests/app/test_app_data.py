@@ -185,6 +185,13 @@ class TestImageFolder:
         assert isinstance(lazy.train.images, app_data.ImageFiles)
         assert isinstance(eager.train.images, torch.Tensor)
         assert lazy.train.images.shape == (5, 3, 12, 12) and len(lazy.test) == len(eager.test)
+        # Indexed as the tensor it stands for: ints, 0-d tensors, index tensors, masks.
+        files, pixels = lazy.train.images, eager.train.images
+        assert torch.equal(files[torch.tensor(3)], pixels[3])
+        for index in (torch.tensor([4, 0]), torch.tensor([True, False, False, True, False])):
+            chosen = files[index]
+            assert isinstance(chosen, app_data.ImageFiles)
+            assert torch.stack([chosen[i] for i in range(len(chosen))]).equal(pixels[index])
         for split in ("train", "test"):
             a, b = getattr(eager, split), getattr(lazy, split)
             assert torch.equal(a.labels, b.labels) and torch.equal(a.mean, b.mean)

@@ -358,9 +358,11 @@ class ImageFiles:
     def __getitem__(self, index: Tensor) -> ImageFiles: ...
 
     def __getitem__(self, index: int | Tensor) -> Tensor | ImageFiles:
-        if isinstance(index, Tensor):
+        if isinstance(index, Tensor) and index.ndim > 0:
+            if index.dtype == torch.bool:  # a mask, as for a tensor of images
+                index = index.nonzero().flatten()
             return ImageFiles([self.paths[i] for i in index.tolist()], self.size)
-        path = self.paths[index]
+        path = self.paths[int(index)]
         try:
             return _decode(path, self.size)
         except _bad_image_errors() as error:
