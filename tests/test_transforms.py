@@ -1428,6 +1428,26 @@ class TestDropInEdges:
             with pytest.raises(ValueError, match="elements share memory"):
                 sometimes(expanded, labels)
         assert torch.equal(generator.get_state(), torch.Generator().manual_seed(5).get_state())
+        # RandomMix refuses before drawing its member, whichever member would be drawn, in
+        # every mode; members that never write (p=0, weight 0, out of place) do not count.
+        for mode in ("batch", "sample", "pair"):
+            generator = torch.Generator().manual_seed(5)
+            pair = dict(mode="pair", partner="flip") if mode == "pair" else {}
+            members = [
+                batchmix.CutMix(num_classes=K, inplace=True, generator=generator, **pair),
+                batchmix.CutMix(num_classes=K, p=0.0, inplace=True, generator=generator, **pair),
+            ]
+            choose = batchmix.RandomMix(members, generator=generator, mode=mode)
+            for _ in range(8):
+                with pytest.raises(ValueError, match="RandomMix: expected batches that can be"):
+                    choose.mix_batch(expanded, labels, inplace=True)
+            assert torch.equal(generator.get_state(), torch.Generator().manual_seed(5).get_state())
+        leaf = torch.rand(4, 3, 8, 8, requires_grad=True)
+        never = batchmix.RandomMix(
+            [batchmix.CutMix(num_classes=K, inplace=True), batchmix.MixUp(num_classes=K, p=0.0)],
+            p=[0.0, 1.0],
+        )
+        assert never.mix_batch(leaf, labels, inplace=None)[0] is leaf
         # Nothing ever written, nothing refused: p=0, a disabled transform, CutOut's masks.
         leaf = torch.rand(4, 3, 8, 8, requires_grad=True)
         assert batchmix.CutMix(num_classes=K, p=0.0, inplace=True)(leaf, labels)[0] is leaf

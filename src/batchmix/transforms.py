@@ -290,7 +290,7 @@ class _BatchTransform(nn.Module):
             targets = boxes.find_targets(
                 name, parsed.sample, batch, (height, width), settle=self._moves_boxes
             )
-        if use_inplace and self.enabled and self.p > 0.0:
+        if self._may_write(inplace):
             # Before the parameters are drawn, so that a refusal does not depend on the draw
             # (with 0 < p < 1 it would come at random) nor use up random numbers.
             written = parsed.images + (parsed.masks if self._writes_masks else [])
@@ -326,6 +326,13 @@ class _BatchTransform(nn.Module):
         if targets:
             out = boxes.replace_targets(out, self._mix_boxes(targets, params, height, width))
         return out
+
+    def _may_write(self, inplace: bool | None) -> bool:
+        """Whether a call with this ``inplace`` (``None``: the constructor's) may write into the
+        batch, whatever its draws: in place, enabled, and applied with some probability."""
+        use_inplace = self.inplace if inplace is None else inplace
+        drawn = self.p > 0.0 or type(self)._draw_applied is not _BatchTransform._draw_applied
+        return use_inplace and self.enabled and drawn
 
     def make_params(
         self,
@@ -1052,6 +1059,7 @@ class RandomMix(nn.Module):
         """Like calling it, with ``inplace`` passed on to batchmix members."""
         if self.mode != "batch":
             return self._mix_per_sample(inputs, bool(inplace))
+        self._check_writable(inputs, inplace)
         blender = next((t for t in self.transforms if getattr(t, "_blends", False)), None)
         if blender is not None:  # whichever member is drawn, the same dtypes are refused
             assert isinstance(blender, _BatchTransform)
@@ -1064,6 +1072,20 @@ class RandomMix(nn.Module):
         if mix is not None:
             return mix(*inputs, inplace=inplace)
         return transform(*inputs)
+
+    def _check_writable(self, inputs: tuple[Any, ...], inplace: bool | None) -> None:
+        """Refuses, before a member is drawn, a batch that a member drawn with non-zero weight
+        would have to write in place and cannot (see ``_BatchTransform._mix``)."""
+        writers = [
+            t
+            for t, weight in zip(self.transforms, self.p, strict=True)
+            if weight > 0 and isinstance(t, _BatchTransform) and t._may_write(inplace)
+        ]
+        if not writers:
+            return
+        parsed = parse_sample("RandomMix", inputs, writers[0]._labels_getter, labels_required=False)
+        masks = parsed.masks if any(t._writes_masks for t in writers) else []
+        _check_writable("RandomMix", parsed.images + masks)
 
     def _mix_samples(self, batch: Tensor, labels: Any, samples: list[Tensor]) -> Any:
         """:class:`MixCollate`'s path (see ``_BatchTransform._mix_samples``)."""
@@ -1099,6 +1121,13 @@ class RandomMix(nn.Module):
             )
         images = parsed.images[0]
         self._check_blendable([images.dtype])
+        if inplace:  # before the draws; members mix out of place, into a batch copied back
+            mixes = any(
+                weight > 0 and isinstance(t, _BatchTransform) and t._may_write(True)
+                for t, weight in zip(self.transforms, self.p, strict=True)
+            )
+            if mixes:
+                _check_writable("RandomMix", [images])
         generator = sampling.resolve_generator(self.generator)
         batch = images.shape[0]
         choice = (

@@ -233,7 +233,11 @@ def test_options_that_do_nothing_are_named() -> None:
     assert notes(["cutout"], mix_mode="sample") == [
         "--mix-mode: CutOut draws a box for every sample in any mode"
     ]
-    assert notes(["mix"], mix_mode="pair", mix_weights=(("cutout", 1.0),)) == []  # RandomMix's
+    # A weight-0 method is never drawn; RandomMix over CutOut alone draws CutOut every time.
+    assert notes(["mix"], mix_mode="pair", mix_weights=(("cutout", 1.0), ("mixup", 0.0))) == [
+        "--mix-mode: CutOut draws a box for every sample in any mode"
+    ]
+    assert notes(["mix"], mix_mode="pair", mix_weights=(("cutout", 1.0), ("mixup", 1.0))) == []
     assert notes(["none"], model="resnet18", width=16) == [
         "--width: only small-resnet uses it, not resnet18"
     ]
@@ -248,6 +252,20 @@ def test_options_that_do_nothing_are_named() -> None:
     assert notes(["none"], data="imagefolder", data_dir="x", lazy_images=True) == []
     assert notes(["cutmix"], epochs=3, mix_off_epoch=3) == [
         "--mix-off-epoch 3: mixing is never switched off in 3 epochs"
+    ]
+
+
+def test_unused_runtime_options_are_not_said_to_bind_a_resume() -> None:
+    from batchmix.app.cli import _warn_unused
+    from batchmix.app.config import TrainConfig
+
+    with pytest.warns(UserWarning) as caught:
+        _warn_unused(TrainConfig(data="digits", lazy_images=True, alpha=0.5), ["none"])
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        "--alpha: no mixing method is used; it has no effect here (a --resume of this run must "
+        "still repeat it).",
+        "--lazy-images: only --data imagefolder uses it, not digits; it has no effect here.",
     ]
 
 

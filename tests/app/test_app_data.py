@@ -125,6 +125,14 @@ def _write_png(path: Path, colour: tuple[int, int, int], size: int = 20) -> None
     Image.new("RGB", (size, size + 4), colour).save(path)
 
 
+def _write_truncated_jpeg(path: Path) -> None:
+    """A JPEG cut in half: Pillow opens and verifies it, and fails to decode it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
 class TestImageFolder:
     def make(self, root: Path) -> None:
         for index in range(4):
@@ -215,44 +223,43 @@ class TestImageFolder:
     def test_lazy_images_name_a_file_damaged_past_its_header(self, tmp_path: Path) -> None:
         from torch.utils.data import DataLoader
 
-        from batchmix.app.cli import _app_message
+        from batchmix.app.errors import app_message
 
         path = tmp_path / "cut.jpg"
-        pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(path)
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        _write_truncated_jpeg(path)
         files = app_data.ImageFiles([path], 16)
         dataset = app_data.ImageDataset(
             files, torch.zeros(1, dtype=torch.long), mean=(0.0,) * 3, std=(1.0,) * 3
         )
-        expected = f"{path} could not be read during the run (OSError"
-        with pytest.raises(AppError, match="--lazy-images checks only each file's header") as info:
+        expected = f"{path} could not be decoded (OSError"
+        with pytest.raises(AppError, match="checked when the data are loaded, but not") as info:
             dataset[0]
         assert str(info.value).startswith(expected)
         # Raised in a DataLoader worker, the error comes back wrapped in the worker's
         # traceback; the command line prints the original message.
         with pytest.raises(AppError, match="Caught AppError in DataLoader worker") as info:
             next(iter(DataLoader(dataset, num_workers=1)))
-        message = _app_message(info.value)
-        assert message.startswith(expected) and message.endswith("go on with --resume.")
+        message = app_message(info.value)
+        assert message.startswith(expected) and message.endswith("changes the data set).")
         assert "Traceback" not in message
 
-    def test_lazy_images_train_in_workers_and_resume_without(
-        self, tmp_path: Path, cli: Callable[..., object]
-    ) -> None:
-        self.make(tmp_path / "images")
-        common = ("train", "--data", "imagefolder", "--data-dir", tmp_path / "images")
-        common += ("--image-size", "12", "--width", "4", "--batch-size", "4", "--no-progress")
-        common += ("--out", tmp_path / "run")
-        result = cli(*common, "--epochs", "1", "--lazy-images", "--workers", "1")
-        assert result.code == 0, result.err  # type: ignore[attr-defined]
-        # Where the pixels come from does not change what is computed: the run may be resumed
-        # without it (as with another --data-dir or --device), while other settings must match.
-        result = cli(*common, "--epochs", "1", "--workers", "1", "--resume")
-        assert result.code == 0, result.err  # type: ignore[attr-defined]
-        assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
-        result = cli(*common, "--epochs", "1", "--resume")
-        assert result.code == 2 and "workers: saved 1, given 0" in result.err  # type: ignore[attr-defined]
+    def test_lazy_images_decode_the_first_images_at_the_start(self, tmp_path: Path) -> None:
+        # A file that passes the header check but does not decode, among the images the
+        # normalisation statistics are computed from: refused, or left out with the option.
+        self.make(tmp_path / "train")
+        self.make(tmp_path / "test")
+        cut = tmp_path / "train" / "blue" / "2.jpg"
+        _write_truncated_jpeg(cut)
+        values = dict(data="imagefolder", data_dir=str(tmp_path), image_size=12, lazy_images=True)
+        with pytest.raises(AppError, match=r"(?s)1 file\(s\) among the training images .*2\.jpg"):
+            load_data(TrainConfig(**values))
+        with pytest.warns(SkippedFilesWarning, match=r"among the training images .*2\.jpg"):
+            data = load_data(TrainConfig(**values, skip_bad_images=True))
+        assert len(data.train) == 8 and cut not in data.train.images.paths  # type: ignore[union-attr]
+        with pytest.warns(SkippedFilesWarning, match=r"2\.jpg"):
+            eager = load_data(TrainConfig(**{**values, "lazy_images": False}, skip_bad_images=True))
+        assert torch.equal(data.train.mean, eager.train.mean)  # same images, same statistics
+        assert torch.equal(data.train.labels, eager.train.labels)
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         with pytest.raises(AppError, match="is not a folder"):

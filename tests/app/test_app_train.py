@@ -17,6 +17,7 @@ import torch
 from app_helpers import TINY
 
 import batchmix
+from batchmix.app import data as app_data
 from batchmix.app import train as app_train
 from batchmix.app.checkpoint import load_checkpoint
 from batchmix.app.config import METHODS, TrainConfig
@@ -67,6 +68,19 @@ def interrupt_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
             raise Interrupted
 
     monkeypatch.setattr(app_train, "save_atomic", save_then_stop)
+
+
+def _image_folder(root: Path) -> Path:
+    """``root/{train,test}/{a,b}/*.png``: eight small images per split, a class per colour."""
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for name, colour in (("a", (220, 30, 30)), ("b", (30, 30, 220))):
+            (root / split / name).mkdir(parents=True)
+            for k in range(4):
+                shade = tuple(max(0, c - 20 * k) for c in colour)
+                Image.new("RGB", (16, 14), shade).save(root / split / name / f"{k}.png")
+    return root
 
 
 class TestRun:
@@ -334,6 +348,57 @@ class TestResume:
         assert [line["epoch"] for line in part_lines] == [1, 2, 3]
         for a, b in zip(whole_lines, part_lines, strict=True):
             assert a["test_loss"] == b["test_loss"] and a["train_loss"] == b["train_loss"]
+
+    def test_lazy_images_resume_in_memory_as_if_never_interrupted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        folder = _image_folder(tmp_path / "images")
+
+        def config(out: str, lazy: bool) -> TrainConfig:
+            return tiny(
+                tmp_path / out,
+                data="imagefolder",
+                data_dir=str(folder),
+                image_size=12,
+                width=4,
+                batch_size=4,
+                epochs=2,
+                method="cutmix",
+                workers=1,
+                lazy_images=lazy,
+            )
+
+        train(config("whole", lazy=True))
+        with monkeypatch.context() as patch:
+            interrupt_after_epoch(patch, 1)
+            with pytest.raises(Interrupted):
+                train(config("parts", lazy=True))
+        train(config("parts", lazy=False), resume=True)  # the second epoch from memory
+        assert_same_state(tmp_path / "whole", tmp_path / "parts")
+        whole_lines, part_lines = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "parts")
+        for a, b in zip(whole_lines, part_lines, strict=True):
+            assert a["test_loss"] == b["test_loss"] and a["train_loss"] == b["train_loss"]
+
+    def test_an_undecodable_lazy_image_stops_training_naming_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Any]
+    ) -> None:
+        from PIL import Image
+
+        folder = _image_folder(tmp_path / "images")
+        cut = folder / "train" / "b" / "cut.jpg"
+        noise = torch.randint(0, 256, (40, 50, 3), generator=torch.Generator().manual_seed(0))
+        Image.fromarray(noise.to(torch.uint8).numpy()).save(cut)
+        cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])  # opens, does not decode
+        monkeypatch.setattr(app_data, "STATS_IMAGES", 2)  # so that training is first to read it
+        options = ("--data", "imagefolder", "--data-dir", folder, "--image-size", "12")
+        options += ("--width", "4", "--batch-size", "4", "--no-progress", "--lazy-images")
+        result = cli("train", *options, "--workers", "1", "--out", tmp_path / "run")
+        assert result.code == 2
+        assert result.err.startswith(f"batchmix: error: {cut} could not be decoded (OSError")
+        assert result.err.rstrip().endswith(
+            "Epoch 1 stopped there; no epoch had finished, and --resume starts the run again."
+        )
+        assert "Traceback" not in result.err
 
     def test_resume_of_a_finished_run_changes_nothing(self, tmp_path: Path) -> None:
         train(tiny(tmp_path, epochs=1))

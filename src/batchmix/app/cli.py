@@ -22,11 +22,12 @@ from batchmix.app.config import (
     METHODS,
     MODELS,
     OPTIMIZERS,
+    RUNTIME_FIELDS,
     SCHEDULES,
     TrainConfig,
     parse_mix_weights,
 )
-from batchmix.app.errors import AppError
+from batchmix.app.errors import AppError, app_message
 
 __all__ = ["DEMO", "build_parser", "main"]
 
@@ -474,10 +475,11 @@ def _warn_unused(config: TrainConfig, methods: Sequence[str], *, grid: bool = Fa
     if os.environ.get("RANK", "0") != "0":
         return
     for note in config.unused_options(methods, grid=grid):
-        warnings.warn(
-            f"{note}; it has no effect here (a --resume of this run must still repeat it).",
-            stacklevel=2,
+        option = note.partition(":")[0].removeprefix("--").replace("-", "_")
+        resume = (
+            "" if option in RUNTIME_FIELDS else " (a --resume of this run must still repeat it)"
         )
+        warnings.warn(f"{note}; it has no effect here{resume}.", stacklevel=2)
 
 
 def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
@@ -670,16 +672,6 @@ def _describe_os_error(error: OSError) -> str:
     return f"cannot use {paths}: {reason}{hint}." if paths else f"{reason}{hint}."
 
 
-def _app_message(error: AppError) -> str:
-    """The error's message; for one raised in a DataLoader worker, which the DataLoader raises
-    again as ``AppError("Caught AppError in ...\nOriginal Traceback ...")``, the original one."""
-    text = str(error)
-    if text.startswith("Caught AppError in ") and "\nOriginal Traceback" in text:
-        original = text.rpartition(f"{AppError.__module__}.AppError: ")[2].strip()
-        return original or text
-    return text
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 2 bad input or usage)."""
     parser = build_parser()
@@ -692,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, argv)
     except AppError as error:
-        print(f"batchmix: error: {_app_message(error)}", file=sys.stderr)
+        print(f"batchmix: error: {app_message(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # an output the file system refuses: unwritable, a file in the way
         print(f"batchmix: error: {_describe_os_error(error)}", file=sys.stderr)

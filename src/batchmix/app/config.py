@@ -201,8 +201,8 @@ class TrainConfig:
         comparison's report draws a CutOut column, which uses ``cutout_size``."""
         default = TrainConfig()
         mixers = set(methods) - {"none", "mix"}
-        if "mix" in methods:
-            mixers |= {name for name, _ in self.mix_weights}
+        if "mix" in methods:  # the methods it may draw
+            mixers |= {name for name, weight in self.mix_weights if weight > 0}
         notes = []
         if not mixers:
             given = [
@@ -217,7 +217,7 @@ class TrainConfig:
                 "--alpha: none of the methods used draws λ from Beta(α, α) (only "
                 f"{', '.join(BETA_METHODS)} do)"
             )
-        if mixers == {"cutout"} and "mix" not in methods and self.mix_mode != default.mix_mode:
+        if mixers == {"cutout"} and self.mix_mode != default.mix_mode:
             notes.append("--mix-mode: CutOut draws a box for every sample in any mode")
         if self.cutout_size is not None and "cutout" not in mixers and not grid:
             notes.append("--cutout-size: only CutOut uses it, and no run uses CutOut")

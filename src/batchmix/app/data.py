@@ -66,6 +66,8 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+#: How many training images (the first ones) the normalisation statistics are computed from.
+STATS_IMAGES = 4096
 # A fixed seed for everything about the data itself (subsets, splits, canvas positions): every
 # training seed sees the same images, so the spread over seeds measures training alone.
 DATA_SEED = 0
@@ -355,9 +357,11 @@ class ImageFiles:
     def __getitem__(self, index: int) -> Tensor: ...
 
     @overload
-    def __getitem__(self, index: Tensor) -> ImageFiles: ...
+    def __getitem__(self, index: Tensor | slice) -> ImageFiles: ...
 
-    def __getitem__(self, index: int | Tensor) -> Tensor | ImageFiles:
+    def __getitem__(self, index: int | Tensor | slice) -> Tensor | ImageFiles:
+        if isinstance(index, slice):
+            return ImageFiles(self.paths[index], self.size)
         if isinstance(index, Tensor) and index.ndim > 0:
             if index.dtype == torch.bool:  # a mask, as for a tensor of images
                 index = index.nonzero().flatten()
@@ -367,9 +371,9 @@ class ImageFiles:
             return _decode(path, self.size)
         except _bad_image_errors() as error:
             raise AppError(
-                f"{path} could not be read during the run ({type(error).__name__}: {error}); "
-                "--lazy-images checks only each file's header at the start. Remove or replace "
-                "the file, then go on with --resume."
+                f"{path} could not be decoded ({type(error).__name__}: {error}); with "
+                "--lazy-images a file is checked when the data are loaded, but not decoded. "
+                "Replace it with a readable image (removing it changes the data set)."
             ) from None
 
 
@@ -397,14 +401,58 @@ def _decode(path: Path, size: int) -> Tensor:
 
 
 def _check_header(path: Path) -> None:
-    """Opens ``path`` as an image (its header only) and checks what Pillow can without
-    decoding; raises one of :func:`_bad_image_errors` when it is not an image."""
+    """Opens ``path`` as an image and checks what Pillow can without decoding (for PNG, every
+    chunk's checksum, which reads the whole file); raises one of :func:`_bad_image_errors`
+    when it is not an image."""
     from PIL import Image
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as opened:
             opened.verify()
+
+
+def _refuse_or_skip(bad: list[str], where: str, skip_bad: bool) -> None:
+    """Stops the run naming the unreadable files (``"path (error)"``), or with ``skip_bad``
+    names them in a warning; nothing when there are none."""
+    if bad and not skip_bad:
+        shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise AppError(
+            f"{len(bad)} file(s) {where} are not readable images:\n  {shown}\n"
+            "Remove them, or pass --skip-bad-images to leave them out with a warning."
+        )
+    if bad:
+        warnings.warn(
+            f"skipped {len(bad)} unreadable file(s) {where}: "
+            + "; ".join(bad[:5])
+            + (" ..." if len(bad) > 5 else ""),
+            SkippedFilesWarning,
+            stacklevel=3,
+        )
+
+
+def _decode_first(
+    files: ImageFiles, labels: Tensor, count: int, skip_bad: bool
+) -> tuple[ImageFiles, Tensor, list[Tensor]]:
+    """Decodes the first ``count`` files (for the normalisation statistics), leaving out with
+    ``skip_bad`` (or else refusing) those that passed the header check but do not decode."""
+    decoded: list[Tensor] = []
+    keep: list[int] = []
+    bad: list[str] = []
+    for index, path in enumerate(files.paths[:count]):
+        try:
+            decoded.append(_decode(path, files.size))
+        except _bad_image_errors() as error:
+            bad.append(f"{path} ({type(error).__name__}: {error})")
+        else:
+            keep.append(index)
+    _refuse_or_skip(bad, "among the training images decoded at the start", skip_bad)
+    if bad:
+        kept = torch.tensor(keep + list(range(count, len(files))), dtype=torch.long)
+        files, labels = files[kept], labels[kept]
+    if not decoded:
+        raise AppError("none of the training images decoded at the start is readable.")
+    return files, labels, decoded
 
 
 def _read_folder(
@@ -440,20 +488,7 @@ def _read_folder(
                 bad.append(f"{path} ({type(error).__name__}: {error})")
                 continue
             labels.append(classes.index(name))
-    if bad and not skip_bad:
-        shown = "\n  ".join(bad[:5]) + (f"\n  ... and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise AppError(
-            f"{len(bad)} file(s) in {root} are not readable images:\n  {shown}\n"
-            "Remove them, or pass --skip-bad-images to leave them out with a warning."
-        )
-    if bad:
-        warnings.warn(
-            f"skipped {len(bad)} unreadable file(s) in {root}: "
-            + "; ".join(bad[:5])
-            + (" ..." if len(bad) > 5 else ""),
-            SkippedFilesWarning,
-            stacklevel=2,
-        )
+    _refuse_or_skip(bad, f"in {root}", skip_bad)
     if not labels:
         raise AppError(f"{root} holds no readable images.")
     pixels = ImageFiles(paths, size) if lazy else torch.stack(images)
@@ -636,7 +671,13 @@ def load_data(config: TrainConfig, *, warn: bool = True) -> Data:
         offsets=train_offsets,
         canvas=canvas,
     )
-    stats_source = torch.stack([train.raw(i) for i in range(min(len(train), 4096))])
+    if isinstance(train_x, ImageFiles):  # decoded once here, for the statistics
+        train_x, train_y, first = _decode_first(
+            train_x, train_y, STATS_IMAGES, config.skip_bad_images
+        )
+        stats_source = torch.stack(first)
+    else:
+        stats_source = torch.stack([train.raw(i) for i in range(min(len(train), STATS_IMAGES))])
     mean, std = _channel_stats(stats_source)
     train = ImageDataset(
         train_x,

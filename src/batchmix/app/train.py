@@ -51,7 +51,7 @@ from batchmix.app.checkpoint import (
 )
 from batchmix.app.config import TrainConfig
 from batchmix.app.data import Data, load_data
-from batchmix.app.errors import AppError
+from batchmix.app.errors import AppError, app_message
 from batchmix.app.models import CamClassifier, build_model
 
 __all__ = [
@@ -215,6 +215,20 @@ def _stream_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
     """A 63-bit seed for one random stream of one epoch on one rank."""
     state = np.random.SeedSequence([seed, epoch, rank, stream]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
+
+
+def _batches(loader: DataLoader[Any], epoch: int) -> Iterator[Any]:
+    """The loader's batches; an unreadable item (a file of ``--lazy-images``) stops the run
+    with its own message and where the run stands."""
+    try:
+        yield from loader
+    except AppError as error:
+        where = (
+            f"the checkpoint of epoch {epoch} is kept, and --resume goes on from it"
+            if epoch
+            else "no epoch had finished, and --resume starts the run again"
+        )
+        raise AppError(f"{app_message(error)} Epoch {epoch + 1} stopped there; {where}.") from None
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int, loader_generator: torch.Generator) -> None:
@@ -701,7 +715,7 @@ def _train(
             steps_per_epoch,
             f"epoch {epoch + 1}/{config.epochs}",
         ) as bar:
-            for images, targets in loader:
+            for images, targets in _batches(loader, epoch):
                 images = images.to(processes.device, non_blocking=True)
                 targets = targets.to(processes.device, non_blocking=True)
                 logits = network(images)
