@@ -11,11 +11,12 @@ import pytest
 import torch
 from app_helpers import TINY
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from batchmix.app import report
 from batchmix.app.cam import box_iou, cam_boxes, class_activation_maps, localisation, normalise_maps
 from batchmix.app.config import TrainConfig
-from batchmix.app.data import load_data
+from batchmix.app.data import ImageDataset, load_data
 from batchmix.app.errors import AppError
 from batchmix.app.models import CamClassifier, SmallResNet, TorchvisionResNet
 from batchmix.app.report import run_cam
@@ -119,6 +120,61 @@ class PixelCam(CamClassifier):
         return x - x.amin(dim=(2, 3), keepdim=True)
 
 
+class SignedPixelCam(CamClassifier):
+    """The image as its only feature; class 0 weighs it +1, class 1 −1, and class 1's bias wins
+    every prediction. Class 0's map is the object, class 1's its negative."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(1, 2)
+        with torch.no_grad():
+            self.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.fc.bias.copy_(torch.tensor([0.0, 100.0]))
+
+    def features(self, x: Tensor) -> Tensor:
+        return x
+
+
+class PooledPixelCam(SignedPixelCam):
+    """The same on 4×4 average-pooled images: maps at a quarter of the image's side."""
+
+    def features(self, x: Tensor) -> Tensor:
+        return F.avg_pool2d(x, 4)
+
+
+def _squares(boxes: list[list[int]], labels: list[int], side: int = 24) -> ImageDataset:
+    images = torch.zeros(len(boxes), 1, side, side, dtype=torch.uint8)
+    for image, (x1, y1, x2, y2) in zip(images, boxes, strict=True):
+        image[:, y1:y2, x1:x2] = 255
+    return ImageDataset(images, torch.tensor(labels), mean=(0.0,), std=(1.0,))
+
+
+def test_localisation_maps_the_true_class_and_top1_needs_the_prediction() -> None:
+    # Class-0 images: the true class's map is the object (found), but class 1 is predicted.
+    # Class-1 images: predicted right, but their map is the negated object (the box misses).
+    boxes = [[2, 3, 9, 8], [12, 10, 20, 22], [5, 14, 11, 23], [0, 0, 6, 6]]
+    data = _squares(boxes, [0, 1, 0, 1])
+    result = localisation(SignedPixelCam(), data, torch.tensor(boxes), torch.device("cpu"))
+    assert result["gt_known_loc"] == 50.0  # the predicted class's map would find none
+    assert result["top1_loc"] == 0.0  # every box found belongs to a wrong prediction
+    ious = box_iou(
+        cam_boxes(normalise_maps(data.images[[0, 2]].float()[:, 0], (24, 24))),
+        torch.tensor([boxes[0], boxes[2]]),
+    )
+    assert ious.tolist() == [1.0, 1.0]
+
+
+def test_maps_are_upsampled_bilinearly_with_pixel_centres_aligned() -> None:
+    # The object covers feature cells 2 and 3 (pixels 8–15) of a 6×6 map of a 24×24 image.
+    # Bilinear upsampling with align_corners=False puts pixel p at cell (p + 0.5)/4 − 0.5,
+    # which is within 0.8 cells of the object (20% of the peak) for p = 7 … 16.
+    data = _squares([[8, 8, 16, 16]], [0])
+    images = torch.stack([data[0][0]])
+    maps, _ = class_activation_maps(PooledPixelCam(), images, torch.tensor([0]))
+    assert maps.shape == (1, 6, 6)
+    assert cam_boxes(normalise_maps(maps, (24, 24)), 0.2).tolist() == [[7, 7, 17, 17]]
+
+
 def test_localisation_of_a_perfect_map(fashion_dir: Path) -> None:
     data = load_data(
         TrainConfig(data="fashion-mnist-loc", data_dir=str(fashion_dir), image_size=40)
@@ -165,6 +221,40 @@ def test_cam_command_on_the_localisation_data(
     assert again.code == 2 and "pass --overwrite" in again.err
     bad = cli("cam", str(run), "--images", "0,999", "--overwrite")
     assert bad.code == 2 and "expected test indices in [0, 64)" in bad.err
+
+
+def test_compare_reports_both_localisation_accuracies(
+    fashion_dir: Path, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    out = tmp_path / "cmp"
+    args = ["--data", "fashion-mnist-loc", "--data-dir", fashion_dir, "--image-size", "32"]
+    args += ["--width", "4", "--epochs", "1", "--batch-size", "64", "--no-progress"]
+    result = cli("compare", *args, "--methods", "none,cutmix", "--seeds", "2", "--out", out)
+    assert result.code == 0, result.err
+    results = json.loads((out / "results.json").read_text())
+    assert results["threshold"] == 0.2
+    for method, entry in results["summary"].items():
+        runs = [r["localisation"] for r in results["runs"] if r["method"] == method]
+        for key in ("top1_loc", "gt_known_loc", "mean_iou"):
+            assert entry[key] == pytest.approx(sum(r[key] for r in runs) / 2)
+            assert f"{key}_std" in entry
+        assert entry["top1_loc"] <= entry["gt_known_loc"]
+    report_text = (out / "report" / "report.md").read_text()
+    assert "| Method | Top-1 error | Top-5 error | Top-1 loc. (%) | GT-known loc. (%) |" in (
+        report_text
+    )
+    rows = [line for line in report_text.splitlines() if line.startswith(("| Base", "| **Base"))]
+    assert len(rows) == 1 and rows[0].count(" ± ") == 4
+    assert "at or above 20% of its peak" in report_text
+
+
+def test_cam_threshold_is_checked_before_the_model_loads(
+    tiny_run: Path, cli: Callable[..., Any]
+) -> None:
+    for bad in ("0", "1.5", "x"):
+        result = cli("cam", str(tiny_run), "--threshold", bad)
+        assert result.code == 2 and "argument --threshold: expected a" in result.err
+    assert not (tiny_run / "cam").exists()
 
 
 def test_a_fresh_start_removes_the_maps_of_the_old_model(

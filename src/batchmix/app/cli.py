@@ -57,6 +57,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {text}")
+    return value
+
+
 def _indices(text: str) -> list[int]:
     try:
         indices = [int(v) for v in text.split(",") if v.strip()]
@@ -336,9 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cam.add_argument(
         "--threshold",
-        type=float,
+        type=_fraction,
         default=0.2,
-        help="fraction of the map's peak for the box (default: 0.2)",
+        help="fraction of the [0, 1]-scaled map's peak for the box, in (0, 1] (default: 0.2)",
     )
     cam.add_argument(
         "--loc-limit",
