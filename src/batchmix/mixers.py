@@ -465,15 +465,18 @@ class Mosaic(_PairMixer):
     """Mosaic: four images tile the output around a centre drawn in ``centre_range`` of each side.
 
     The top-left tile is the sample's own; the other three come from its partner, its partner's
-    partner and the next one along (for ``"roll"``: samples i−1, i−2, i−3). Each tile shows its
-    source's pixels at the same positions (no rescaling), so label weights are the tiles' areas.
+    partner and the next one along (for ``"roll"``: samples i−1, i−2, i−3; for ``"random"``:
+    the next three along a random cycle). Batches of fewer than four images repeat sources. Each
+    tile shows its source's pixels at the same positions (no rescaling), so label weights are
+    the tiles' areas.
 
     Args:
         num_classes: number of classes; required for index labels of shape ``(B,)``.
         centre_range: range of the centre, as a fraction of each side.
         p: probability that the batch (``mode="batch"``) or each sample (``"sample"``) is mixed.
         mode: ``"batch"`` draws one centre per call, ``"sample"`` one per sample.
-        partner: ``"roll"``, ``"flip"`` or ``"random"``, as for :class:`~batchmix.CutMix`.
+        partner: ``"roll"`` or ``"random"`` (``"flip"`` is refused: under it the partner's
+            partner is the sample itself).
         label_smoothing: ε of ``CrossEntropyLoss(label_smoothing=ε)``, applied before mixing.
         multi_label: labels are ``(B, K)`` rows of independent 0/1 targets (for
             ``BCEWithLogitsLoss``); smoothing then moves each towards 0.5, as timm's
@@ -517,6 +520,13 @@ class Mosaic(_PairMixer):
             labels_getter=labels_getter,
         )
         self.centre_range = _check_range("Mosaic", "centre_range", centre_range, 0.0, 1.0)
+        if self.partner == "flip":
+            # The partner's partner under "flip" is the sample itself: two images, not four.
+            raise ValueError(
+                "Mosaic: expected partner 'roll' or 'random' (the other tiles come from the "
+                "partner, its partner and the next one; with 'flip' those are samples B−1−i, i "
+                "and B−1−i again), got 'flip'."
+            )
 
     def make_params(
         self,

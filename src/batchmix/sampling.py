@@ -264,6 +264,12 @@ def fmix_masks(
     fx = torch.fft.rfftfreq(width, dtype=torch.float64).view(1, -1)
     freq = torch.sqrt(fy**2 + fx**2).clamp(min=1.0 / max(height, width))
     scale = freq.pow(-decay_power)
+    # The inverse real transform keeps only the Hermitian part of the columns that are their
+    # own mirror image (x-frequency 0, and W/2 for even W), which halves their power: √2 there
+    # makes the noise isotropic, as the paper's complex Gaussian field is.
+    scale[:, 0] *= math.sqrt(2.0)
+    if width % 2 == 0 and width > 1:
+        scale[:, -1] *= math.sqrt(2.0)
     spectrum = torch.randn((n, 2, *scale.shape), generator=generator, dtype=torch.float64)
     spectrum = torch.complex(spectrum[:, 0], spectrum[:, 1]) * scale
     grey = torch.fft.irfftn(spectrum, s=(height, width), dim=(-2, -1)).flatten(1)
