@@ -359,9 +359,10 @@ class GridMix(_MaskMixer):
 class SaliencyMix(_PairMixer):
     """SaliencyMix: a CutMix box (sides from λ) centred on the partner's most salient pixel.
 
-    The built-in saliency is the spectral residual (:func:`batchmix.saliency.spectral_residual`,
-    the method of the paper's reference code); pass ``saliency=`` a callable mapping the image
-    batch ``(B, C, H, W)`` to maps ``(B, H, W)`` to use your own (for instance precomputed maps
+    The built-in saliency is the spectral residual (:func:`batchmix.saliency.spectral_residual`),
+    a stand-in without OpenCV for the fine-grained static saliency of the paper's reference code;
+    pass ``saliency=`` a callable mapping the image batch ``(B, C, H, W)`` to maps ``(B, H, W)``
+    to use that one or your own (for instance precomputed maps
     looked up by the callable). In batch mode the one box is centred on the saliency peak of the
     first sample's partner, as in the paper's code.
 

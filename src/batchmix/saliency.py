@@ -1,9 +1,10 @@
 """Saliency maps for SaliencyMix: spectral residual (Hou & Zhang, CVPR 2007).
 
 SaliencyMix (Uddin et al., ICLR 2021) places the CutMix box on the most salient point of the
-source image, and its reference implementation uses OpenCV's spectral-residual saliency. This
-module computes the same kind of map in torch, for a whole batch at once, so no extra
-dependency is needed.
+source image. Its reference implementation uses OpenCV's fine-grained static saliency
+(Montabone & Soto 2010); this module computes a spectral-residual map instead, in torch, for a
+whole batch at once, so that no OpenCV is needed. The two maps differ, and so can the box
+centres; :class:`batchmix.SaliencyMix` takes any map through ``saliency=``.
 """
 
 from __future__ import annotations
