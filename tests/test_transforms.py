@@ -1448,6 +1448,14 @@ class TestDropInEdges:
             p=[0.0, 1.0],
         )
         assert never.mix_batch(leaf, labels, inplace=None)[0] is leaf
+
+        # A subclass that draws its own apply decisions may write whatever its p says.
+        class Always(batchmix.CutMix):
+            def _draw_applied(self, count: int, generator: torch.Generator | None) -> torch.Tensor:
+                return torch.ones(count, dtype=torch.bool)
+
+        with pytest.raises(ValueError, match="elements share memory"):
+            Always(num_classes=K, p=0.0, inplace=True)(expanded, labels)
         # Nothing ever written, nothing refused: p=0, a disabled transform, CutOut's masks.
         leaf = torch.rand(4, 3, 8, 8, requires_grad=True)
         assert batchmix.CutMix(num_classes=K, p=0.0, inplace=True)(leaf, labels)[0] is leaf
