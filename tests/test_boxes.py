@@ -349,3 +349,113 @@ class TestGeometry:
         out, share = B.remove_region(boxes, region)  # type: ignore[arg-type]
         torch.testing.assert_close(out[0], torch.tensor(expected_box, dtype=torch.float64))
         assert float(share[0]) == pytest.approx(visible)
+
+
+class TestEdges:
+    def test_labels_in_a_list_beside_a_list_of_boxes_are_refused(self) -> None:
+        images, targets = _batch(2, 0)
+        split = {
+            "image": images,
+            "boxes": [t["boxes"] for t in targets],
+            "labels": [t["labels"] for t in targets],
+            "image_id": [3, 4],  # per image: may sit beside the boxes
+        }
+        with pytest.raises(
+            ValueError, match=r"'boxes' as a list of BoundingBoxes beside .*'labels'"
+        ):
+            batchmix.CutMix(num_classes=1000)(split)
+        del split["labels"]
+        out = batchmix.CutMix(num_classes=1000, generator=torch.Generator().manual_seed(0))(split)
+        assert out["image_id"] == [3, 4] and len(out["boxes"]) == 2
+
+    @pytest.mark.parametrize("name", ["cutmix", "saliencymix"])
+    def test_a_sample_paired_with_itself_keeps_its_boxes(self, name: str) -> None:
+        images, targets = _batch(1, 3, fmt="XYWH")
+        cls = batchmix.CutMix if name == "cutmix" else batchmix.SaliencyMix
+        for seed in range(5):
+            mixed, out = cls(generator=torch.Generator().manual_seed(seed))(images, targets)
+            assert torch.equal(mixed, images)
+            assert out[0]["boxes"] is targets[0]["boxes"]  # untouched, not round-tripped
+            assert torch.equal(out[0]["labels"], targets[0]["labels"])
+
+    @pytest.mark.parametrize("batch", [1, 2])
+    def test_mosaic_of_few_images_keeps_objects_whole(self, batch: int) -> None:
+        # Batch 1: all four tiles are the sample; batch 2: each image fills one column of
+        # tiles. Either way each object is visible in one rectangle and stays one box.
+        images, targets = _batch(batch, 4)
+        transform = batchmix.Mosaic(generator=torch.Generator().manual_seed(1))
+        mixed, out = transform(images, targets)
+        if batch == 1:
+            assert torch.equal(mixed, images)
+            assert torch.equal(out[0]["boxes"], targets[0]["boxes"])
+        for after in out:
+            labels = after["labels"].tolist()
+            assert len(labels) == len(set(labels))  # no object split into two boxes
+
+    def test_integer_boxes_rounded_to_nothing_are_dropped(self) -> None:
+        images = torch.zeros(2, 3, SIZE, SIZE)
+        targets = [
+            {
+                "boxes": tv_tensors.BoundingBoxes(
+                    torch.tensor([[10, 10, 13, 12], [0, 0, 32, 32]]),
+                    format="XYXY",
+                    canvas_size=(SIZE, SIZE),
+                ),
+                "labels": torch.tensor([7, 8]),
+            }
+            for _ in range(2)
+        ]
+        transform = batchmix.ResizeMix(scale=(0.1, 0.1), generator=torch.Generator().manual_seed(0))
+        _, out = transform(images, targets)
+        for after in out:
+            boxes = after["boxes"]
+            assert boxes.dtype == torch.int64
+            assert bool(((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).all())
+            assert after["labels"].shape[0] == boxes.shape[0] == after["weights"].shape[0]
+        # The shrunk partner's small box (3×2 px at scale 0.1) is gone; its large one stays.
+        assert all(8 in after["labels"][1:].tolist() for after in out)
+        assert all(7 not in after["labels"][1:].tolist() for after in out)
+
+    def test_visibility_zero_keeps_only_boxes_still_showing(self) -> None:
+        own = B.BoxTarget(
+            torch.tensor([[2.0, 2.0, 6.0, 6.0], [20.0, 20.0, 24.0, 24.0]]),
+            {},
+            torch.ones(2, dtype=torch.float64),
+            None,
+            tv_tensors.BoundingBoxes(torch.zeros(2, 4), format="XYXY", canvas_size=(SIZE, SIZE)),
+            torch.zeros(2, 4, dtype=torch.float64),
+        )
+        partner = own.subset(torch.tensor([True, True]), own.boxes + 1)
+        result = B.paste(own, partner, (0.0, 0.0, 10.0, 10.0), 0.0)
+        # Own box 0 is covered (gone), own box 1 untouched; partner box 0 inside, box 1 outside.
+        assert result.boxes.tolist() == [[20, 20, 24, 24], [3, 3, 7, 7]]
+        transform = batchmix.CutMix()
+        transform.min_box_visibility = 1.5
+        images, targets = _batch(2, 0)
+        with pytest.raises(
+            ValueError, match=r"min_box_visibility to be a number in \[0, 1\], got 1.5"
+        ):
+            transform(images, targets)
+
+    def test_visibility_exactly_at_the_threshold_is_kept(self) -> None:
+        boxes = torch.tensor([[0.0, 0.0, 10.0, 1.0]], dtype=torch.float64)  # as parsed
+        _, visible = B.remove_region(boxes, (1.0, 0.0, 10.0, 1.0))  # 9 of 10 pixels covered
+        assert float(visible[0]) >= 0.1  # 1 − 0.9 would be 0.09999999999999998
+
+    def test_random_mix_refuses_boxes_when_a_member_would(self) -> None:
+        images, targets = _batch(4, 0)
+        mix = batchmix.RandomMix([batchmix.CutMix(), batchmix.FMix()])
+        for _ in range(6):
+            with pytest.raises(
+                ValueError, match=r"RandomMix: expected no bounding boxes.*\(FMix\)"
+            ):
+                mix(images, targets)
+        weightless = batchmix.RandomMix([batchmix.CutMix(), batchmix.FMix()], p=[1.0, 0.0])
+        weightless(images, targets)
+
+    def test_untouched_boxes_come_back_as_they_were(self) -> None:
+        images, targets = _batch(3, 2, fmt="CXCYWH")
+        targets = [{**t, "boxes": t["boxes"].to(torch.float16)} for t in targets]
+        _, out = batchmix.CutOut(size=4)(images, targets)
+        for before, after in zip(targets, out, strict=True):
+            assert after["boxes"] is before["boxes"]

@@ -60,3 +60,23 @@ class TestMixCrossEntropy:
             batchmix.mix_cross_entropy(torch.randn(3, 4), torch.tensor([0, 1]))
         with pytest.raises(ValueError, match="MixCrossEntropy: expected reduction"):
             batchmix.MixCrossEntropy(reduction="avg")  # type: ignore[arg-type]
+        for multi_label in (False, True):
+            with pytest.raises(ValueError, match="mix_cross_entropy: expected reduction"):
+                batchmix.mix_cross_entropy(
+                    torch.randn(3, 4),
+                    torch.tensor([0, 1, 2]),
+                    multi_label=multi_label,
+                    reduction="avg",  # type: ignore[arg-type]
+                )
+            with pytest.raises(ValueError, match=r"\(B,\) targets to be integer class indices"):
+                batchmix.mix_cross_entropy(
+                    torch.randn(3, 4), torch.tensor([0.0, 1.0, 2.0]), multi_label=multi_label
+                )
+
+    @pytest.mark.parametrize("multi_label", [False, True])
+    def test_integer_targets_of_any_width(self, multi_label: bool) -> None:
+        logits, target = torch.randn(3, 4), torch.tensor([0, 3, 1])
+        expected = batchmix.mix_cross_entropy(logits, target, multi_label=multi_label)
+        for same in (target.int(), F.one_hot(target, 4), F.one_hot(target, 4).to(torch.uint8)):
+            loss = batchmix.mix_cross_entropy(logits, same, multi_label=multi_label)
+            torch.testing.assert_close(loss, expected)

@@ -57,6 +57,7 @@ class BoxTarget:
     weights: Tensor
     container: tuple[Mapping[str, Any], str] | None  # the target dict and its boxes' key
     original: tv_tensors.BoundingBoxes
+    parsed: Tensor  # the original boxes in XYXY float64, to recognise an untouched target
 
     def subset(self, keep: Tensor, boxes: Tensor, weights: Tensor | None = None) -> BoxTarget:
         """The boxes where ``keep`` is true, moved to ``boxes`` (all N rows), with new weights."""
@@ -66,6 +67,7 @@ class BoxTarget:
             (self.weights if weights is None else weights)[keep],
             self.container,
             self.original,
+            self.parsed,
         )
 
     def concat(self, other: BoxTarget) -> BoxTarget:
@@ -85,29 +87,53 @@ class BoxTarget:
             torch.cat([self.weights, other.weights]),
             self.container,
             self.original,
+            self.parsed,
         )
 
     def build(self) -> Any:
-        """The target in the caller's form, boxes converted back to their original format."""
-        fmt = self.original.format
-        data = TF.convert_bounding_box_format(
-            self.boxes.to(
-                self.original.dtype if self.original.is_floating_point() else torch.float32
-            ),
-            old_format=tv_tensors.BoundingBoxFormat.XYXY,
-            new_format=fmt,
-        )
-        if not self.original.is_floating_point():
-            data = data.round().to(self.original.dtype)
-        boxes = tv_tensors.wrap(data.to(self.original.device), like=self.original)
-        if self.container is None:
+        """The target in the caller's form, boxes converted back to their original format.
+
+        Boxes that come out as they went in are returned as they were (no round trip through
+        XYXY). Integer boxes are rounded; one that had an area and loses it to the rounding (a
+        small box shrunk by ResizeMix, say) is dropped with its per-box entries.
+        """
+        target = self
+        if torch.equal(self.boxes, self.parsed):
+            boxes = self.original
+        else:
+            data = target._converted()
+            if not self.original.is_floating_point():
+                data = data.round().to(self.original.dtype)
+                back = TF.convert_bounding_box_format(
+                    data.to(torch.float64),
+                    old_format=self.original.format,
+                    new_format=tv_tensors.BoundingBoxFormat.XYXY,
+                )
+                collapsed = (_area(back) <= 0) & (_area(self.boxes) > 0)
+                if bool(collapsed.any()):
+                    target = self.subset(~collapsed, self.boxes)
+                    data = data[~collapsed]
+            boxes = tv_tensors.wrap(data.to(self.original.device), like=self.original)
+        if target.container is None:
             return boxes
-        container, key = self.container
+        container, key = target.container
         out = dict(container)
         out[key] = boxes
-        out.update(self.per_box)
-        out["weights"] = self.weights.to(torch.float32)
+        out.update(target.per_box)
+        out["weights"] = target.weights.to(torch.float32)
         return out
+
+    def _converted(self) -> Tensor:
+        """The boxes in the original format, in the original floating dtype (float64 for
+        integer boxes, rounded afterwards)."""
+        converted: Tensor = TF.convert_bounding_box_format(
+            self.boxes.to(
+                self.original.dtype if self.original.is_floating_point() else torch.float64
+            ),
+            old_format=tv_tensors.BoundingBoxFormat.XYXY,
+            new_format=self.original.format,
+        )
+        return converted
 
 
 def _walk(sample: Any, visit: Callable[[Any], Any | None]) -> Any:
@@ -141,6 +167,8 @@ def find_targets(
         if _is_target(node):
             found.append(node)
             return node
+        if isinstance(node, Mapping):
+            _refuse_split_targets(owner, node)
         return None
 
     _walk(sample, visit)
@@ -164,6 +192,35 @@ def find_targets(
                 )
         _settle_per_box(owner, targets)
     return targets
+
+
+def _refuse_split_targets(owner: str, node: Mapping[str, Any]) -> None:
+    """Refuses a mapping that holds the batch's boxes as one list and their labels (or other
+    per-box tensors, one row per box) as other lists: the boxes would be mixed and the rest
+    left behind. Lists of per-image entries (ids, sizes) may sit beside them."""
+    lists = {k: v for k, v in node.items() if isinstance(v, list | tuple)}
+    boxed = [
+        k for k, v in lists.items() if v and all(isinstance(b, tv_tensors.BoundingBoxes) for b in v)
+    ]
+    for key in boxed:
+        counts = [b.shape[0] for b in lists[key]]
+        beside = [
+            k
+            for k, v in lists.items()
+            if k != key
+            and len(v) == len(counts)
+            and all(
+                isinstance(e, Tensor) and e.ndim >= 1 and e.shape[0] == n
+                for e, n in zip(v, counts, strict=True)
+            )
+        ]
+        if beside:
+            raise ValueError(
+                f"{owner}: expected one detection target per sample (a list of dicts such as "
+                f"{{'boxes': ..., 'labels': ...}}), got {key!r} as a list of BoundingBoxes beside "
+                f"the lists of per-box entries {beside}, which would not follow their boxes; "
+                "zip them into one dict per sample."
+            )
 
 
 # Entries of a target dict that describe the image, never one of its boxes.
@@ -243,7 +300,9 @@ def _parse_target(owner: str, node: Any, size: tuple[int, int]) -> BoxTarget:
             and v.ndim >= 1
             and v.shape[0] == count
         }
-    return BoxTarget(xyxy.cpu(), per_box, torch.ones(count, dtype=torch.float64), container, boxes)
+    xyxy = xyxy.cpu()
+    weights = torch.ones(count, dtype=torch.float64)
+    return BoxTarget(xyxy, per_box, weights, container, boxes, xyxy.clone())
 
 
 def target_member_ids(sample: Any) -> set[int]:
@@ -296,7 +355,12 @@ def remove_region(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
     """Boxes after ``region`` is pasted over them: the visible share, and the boxes shrunk
     where the region covers them across their whole width or height."""
     inside, _ = clip_to(boxes, region)
-    visible = 1.0 - _share(inside, boxes)
+    area = _area(boxes)
+    # (area − covered) / area rather than 1 − share, so that a share exactly at the threshold
+    # is not lost to rounding; a box without area stays visible, as before any paste.
+    visible = torch.where(
+        area > 0, (area - _area(inside)) / area.clamp(min=1e-12), torch.ones_like(area)
+    )
     x1, y1, x2, y2 = region
     out = boxes.clone()
     spans_x = (x1 <= boxes[:, 0]) & (x2 >= boxes[:, 2])
@@ -336,26 +400,50 @@ def paste(
     if x2 <= x1 or y2 <= y1:
         return own
     kept_boxes, visible = remove_region(own.boxes, region)
-    result = own.subset(visible >= min_visibility, kept_boxes)
+    result = own.subset(_kept(visible, min_visibility), kept_boxes)
     if scale is None:
         moved, share = clip_to(partner.boxes, region)
     else:
         offset = torch.tensor([x1, y1, x1, y1], dtype=partner.boxes.dtype)
         factor = torch.tensor([scale[0], scale[1], scale[0], scale[1]], dtype=partner.boxes.dtype)
         moved, share = clip_to(partner.boxes * factor + offset, region)
-    return result.concat(partner.subset(share >= min_visibility, moved))
+    return result.concat(partner.subset(_kept(share, min_visibility), moved))
+
+
+def _kept(visible: Tensor, min_visibility: float) -> Tensor:
+    """Boxes that stay: some of them visible, and at least ``min_visibility`` of them."""
+    return (visible >= min_visibility) & (visible > 0)
 
 
 def tile(sources: list[BoxTarget], regions: list[Region], min_visibility: float) -> BoxTarget:
-    """Mosaic: each source's boxes cut to its tile."""
-    parts = []
+    """Mosaic: each source's boxes cut to its tile. A source that fills several tiles forming
+    one rectangle (small batches repeat sources: two tiles side by side, or all four) has its
+    boxes cut to that rectangle, so an object across them stays one box; tiles of one source
+    that do not form a rectangle (diagonal ones) cut its boxes separately."""
+    groups: dict[int, tuple[BoxTarget, list[Region]]] = {}
     for source, region in zip(sources, regions, strict=True):
-        moved, share = clip_to(source.boxes, region)
-        parts.append(source.subset(share >= min_visibility, moved))
+        groups.setdefault(id(source), (source, []))[1].append(region)
+    parts = []
+    for source, own in groups.values():
+        cover = (
+            min(r[0] for r in own),
+            min(r[1] for r in own),
+            max(r[2] for r in own),
+            max(r[3] for r in own),
+        )
+        if _region_area(cover) == sum(_region_area(r) for r in own):  # tiles never overlap
+            own = [cover]
+        for region in own:
+            moved, share = clip_to(source.boxes, region)
+            parts.append(source.subset(_kept(share, min_visibility), moved))
     result = parts[0]  # the sample's own target, whose container the output keeps
     for part in parts[1:]:
         result = result.concat(part)
     return result
+
+
+def _region_area(region: Region) -> float:
+    return max(region[2] - region[0], 0.0) * max(region[3] - region[1], 0.0)
 
 
 def blend(own: BoxTarget, partner: BoxTarget, lam: float) -> BoxTarget:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -21,6 +22,9 @@ def mix_cross_entropy(
     probabilities). With ``multi_label=True`` every class is an independent binary decision and
     the loss is ``F.binary_cross_entropy_with_logits`` summed over classes, the usual choice for
     multi-label data, where mixed rows hold per-class probabilities that need not sum to one.
+    Summed, not averaged: it is K times ``nn.BCEWithLogitsLoss()`` (and timm's
+    ``BinaryCrossEntropy``) with their default mean over classes too, so with SGD a learning
+    rate tuned for those wants dividing by K.
 
     Args:
         logits: ``(B, K)`` unnormalised scores.
@@ -28,6 +32,10 @@ def mix_cross_entropy(
         multi_label: binary per-class loss instead of softmax cross-entropy.
         reduction: ``"mean"`` over the batch, ``"sum"`` or ``"none"`` (one value per sample).
     """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            f"mix_cross_entropy: expected reduction 'mean', 'sum' or 'none', got {reduction!r}."
+        )
     if logits.ndim != 2:
         raise ValueError(
             f"mix_cross_entropy: expected logits of shape (B, K), got {tuple(logits.shape)}."
@@ -41,10 +49,21 @@ def mix_cross_entropy(
             f"mix_cross_entropy: expected targets of shape ({logits.shape[0]},) or "
             f"{tuple(logits.shape)}, got {tuple(target.shape)}."
         )
+    if target.ndim == 1 and (
+        target.is_floating_point() or target.is_complex() or target.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"mix_cross_entropy: expected (B,) targets to be integer class indices, got "
+            f"{target.dtype}; soft or mixed targets are (B, K) rows."
+        )
+    if target.ndim == 1:
+        target = target.long()  # int32 and the like, as class indices
+    elif not target.is_floating_point():
+        target = target.to(logits.dtype)  # integer rows, e.g. from F.one_hot
     if not multi_label:
         return F.cross_entropy(logits, target, reduction=reduction)
     if target.ndim == 1:
-        target = F.one_hot(target.long(), logits.shape[1])
+        target = F.one_hot(target, logits.shape[1])
     per_sample = F.binary_cross_entropy_with_logits(
         logits, target.to(logits.dtype), reduction="none"
     ).sum(dim=1)

@@ -290,6 +290,12 @@ class _BatchTransform(nn.Module):
             targets = boxes.find_targets(
                 name, parsed.sample, batch, (height, width), settle=self._moves_boxes
             )
+            visibility = self.min_box_visibility
+            if not (isinstance(visibility, numbers.Real) and 0.0 <= visibility <= 1.0):
+                raise ValueError(
+                    f"{name}: expected min_box_visibility to be a number in [0, 1], got "
+                    f"{visibility!r}."
+                )
         if self._may_write(inplace):
             # Before the parameters are drawn, so that a refusal does not depend on the draw
             # (with 0 < p < 1 it would come at random) nor use up random numbers.
@@ -358,10 +364,13 @@ class _BatchTransform(nn.Module):
     def _mix_boxes(
         self, targets: list[boxes.BoxTarget], params: MixParams, height: int, width: int
     ) -> list[boxes.BoxTarget]:
-        """Detection targets after mixing (see :mod:`batchmix.boxes`); pasting mixers here."""
+        """Detection targets after mixing (see :mod:`batchmix.boxes`); pasting mixers here.
+        A sample paired with itself gets its own pixels back, and keeps its boxes."""
         index = params.index.tolist()
         return [
-            boxes.paste(target, targets[j], params.box(i), self.min_box_visibility)
+            target
+            if i == j
+            else boxes.paste(target, targets[j], params.box(i), self.min_box_visibility)
             for i, (target, j) in enumerate(zip(targets, index, strict=True))
         ]
 
@@ -824,7 +833,9 @@ class CutOut(_KeepsLabels):
     can sit beside them in a :class:`RandomMix`. It can also be called on images alone.
 
     Args:
-        size: side of the square in pixels (16 for CIFAR-10 in the paper).
+        size: side of the square in pixels (16 for CIFAR-10 in the paper); from the centre
+            ``c``, it covers ``c − size // 2`` up to ``c − size // 2 + size`` (so an odd size
+            keeps its side, where the paper's code, using ``c ± size // 2``, loses a pixel).
         value: fill value.
         num_classes: number of classes; when set, index labels become ``(B, K)`` rows.
         p: probability that each sample gets a square.
@@ -1060,6 +1071,7 @@ class RandomMix(nn.Module):
         if self.mode != "batch":
             return self._mix_per_sample(inputs, bool(inplace))
         self._check_writable(inputs, inplace)
+        self._check_boxes(inputs)
         blender = next((t for t in self.transforms if getattr(t, "_blends", False)), None)
         if blender is not None:  # whichever member is drawn, the same dtypes are refused
             assert isinstance(blender, _BatchTransform)
@@ -1072,6 +1084,27 @@ class RandomMix(nn.Module):
         if mix is not None:
             return mix(*inputs, inplace=inplace)
         return transform(*inputs)
+
+    def _check_boxes(self, inputs: tuple[Any, ...]) -> None:
+        """Refuses detection boxes, before a member is drawn, when a member that may be drawn
+        refuses them (FMix, GridMix, Jigsaw, Transplantation)."""
+        refusing = [
+            t
+            for t, weight in zip(self.transforms, self.p, strict=True)
+            if weight > 0 and isinstance(t, _BatchTransform) and not t._mixes_boxes
+        ]
+        if not refusing:
+            return
+        parsed = parse_sample(
+            "RandomMix", inputs, refusing[0]._labels_getter, labels_required=False
+        )
+        if parsed.has_boxes:
+            names = ", ".join(sorted({type(t).__name__ for t in refusing}))
+            raise ValueError(
+                f"RandomMix: expected no bounding boxes, since members that refuse them may be "
+                f"drawn ({names}); give those weight 0, or mix boxes with CutMix, MixUp, "
+                "SaliencyMix, ResizeMix or Mosaic."
+            )
 
     def _check_writable(self, inputs: tuple[Any, ...], inplace: bool | None) -> None:
         """Refuses, before a member is drawn, a batch that a member drawn with non-zero weight
