@@ -364,9 +364,18 @@ class TestEdges:
             ValueError, match=r"'boxes' as a list of BoundingBoxes beside .*'labels'"
         ):
             batchmix.CutMix(num_classes=1000)(split)
+        with pytest.raises(
+            ValueError, match=r"'item 1' as a list of BoundingBoxes beside .*'item 2'"
+        ):
+            batchmix.CutMix(num_classes=1000)(images, split["boxes"], split["labels"])
         del split["labels"]
-        out = batchmix.CutMix(num_classes=1000, generator=torch.Generator().manual_seed(0))(split)
-        assert out["image_id"] == [3, 4] and len(out["boxes"]) == 2
+        # Per-image entries may sit beside the boxes, even one-row tensors beside one box each.
+        split["image_id"] = [torch.tensor([3]), torch.tensor([4])]
+        one_box = [t["boxes"][:1] for t in targets]
+        out = batchmix.CutMix(num_classes=1000, generator=torch.Generator().manual_seed(0))(
+            {**split, "boxes": one_box, "labels": torch.tensor([1, 2])}  # the images' classes
+        )
+        assert out["image_id"] == split["image_id"] and len(out["boxes"]) == 2
 
     @pytest.mark.parametrize("name", ["cutmix", "saliencymix"])
     def test_a_sample_paired_with_itself_keeps_its_boxes(self, name: str) -> None:
@@ -381,16 +390,32 @@ class TestEdges:
     @pytest.mark.parametrize("batch", [1, 2])
     def test_mosaic_of_few_images_keeps_objects_whole(self, batch: int) -> None:
         # Batch 1: all four tiles are the sample; batch 2: each image fills one column of
-        # tiles. Either way each object is visible in one rectangle and stays one box.
+        # tiles. Either way each object is visible in one rectangle and stays one box: a tall
+        # box at the left, across the centre's row (the centre's x is at least 8).
         images, targets = _batch(batch, 4)
-        transform = batchmix.Mosaic(generator=torch.Generator().manual_seed(1))
-        mixed, out = transform(images, targets)
-        if batch == 1:
-            assert torch.equal(mixed, images)
-            assert torch.equal(out[0]["boxes"], targets[0]["boxes"])
-        for after in out:
-            labels = after["labels"].tolist()
-            assert len(labels) == len(set(labels))  # no object split into two boxes
+        tall = torch.tensor([[2.0, 0.0, 6.0, 32.0]])
+        targets[0] = {
+            "boxes": tv_tensors.BoundingBoxes(tall, format="XYXY", canvas_size=(SIZE, SIZE)),
+            "labels": torch.tensor([0]),
+            "image_id": torch.tensor(0),
+        }
+        for seed in range(4):
+            transform = batchmix.Mosaic(generator=torch.Generator().manual_seed(seed))
+            mixed, out = transform(images, targets)
+            if batch == 1:
+                assert torch.equal(mixed, images) and out[0]["boxes"] is targets[0]["boxes"]
+            assert out[0]["boxes"].tolist()[0] == tall[0].tolist()
+            for after in out:
+                labels = after["labels"].tolist()
+                assert len(labels) == len(set(labels))  # no object split into two boxes
+
+    def test_boxes_without_area_go_where_their_point_goes(self) -> None:
+        point = torch.tensor([[5.0, 5.0, 5.0, 9.0]], dtype=torch.float64)  # a vertical line
+        inside, outside = (0.0, 0.0, 10.0, 10.0), (20.0, 20.0, 30.0, 30.0)
+        assert B.clip_to(point, inside)[1].tolist() == [1.0]
+        assert B.clip_to(point, outside)[1].tolist() == [0.0]
+        assert B.remove_region(point, inside)[1].tolist() == [0.0]  # covered by the paste
+        assert B.remove_region(point, outside)[1].tolist() == [1.0]
 
     def test_integer_boxes_rounded_to_nothing_are_dropped(self) -> None:
         images = torch.zeros(2, 3, SIZE, SIZE)

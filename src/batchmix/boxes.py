@@ -168,7 +168,9 @@ def find_targets(
             found.append(node)
             return node
         if isinstance(node, Mapping):
-            _refuse_split_targets(owner, node)
+            _refuse_split_targets(owner, dict(node))
+        elif isinstance(node, list | tuple):
+            _refuse_split_targets(owner, {f"item {k}": v for k, v in enumerate(node)})
         return None
 
     _walk(sample, visit)
@@ -195,10 +197,13 @@ def find_targets(
 
 
 def _refuse_split_targets(owner: str, node: Mapping[str, Any]) -> None:
-    """Refuses a mapping that holds the batch's boxes as one list and their labels (or other
-    per-box tensors, one row per box) as other lists: the boxes would be mixed and the rest
-    left behind. Lists of per-image entries (ids, sizes) may sit beside them."""
-    lists = {k: v for k, v in node.items() if isinstance(v, list | tuple)}
+    """Refuses a mapping (or a sequence, its items named by position) that holds the batch's
+    boxes as one list and their labels (or other per-box tensors, one row per box) as other
+    lists: the boxes would be mixed and the rest left behind. Lists of per-image entries
+    (``image_id``, sizes) may sit beside them."""
+    lists = {
+        k: v for k, v in node.items() if isinstance(v, list | tuple) and k not in _PER_IMAGE_KEYS
+    }
     boxed = [
         k for k, v in lists.items() if v and all(isinstance(b, tv_tensors.BoundingBoxes) for b in v)
     ]
@@ -336,19 +341,27 @@ def _area(boxes: Tensor) -> Tensor:
     return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
 
 
-def _share(part: Tensor, whole: Tensor) -> Tensor:
-    area = _area(whole)
-    return torch.where(area > 0, _area(part) / area.clamp(min=1e-12), torch.zeros_like(area))
+def _inside(boxes: Tensor, region: Region) -> Tensor:
+    """Whether each box lies within ``region`` (edges included)."""
+    x1, y1, x2, y2 = region
+    return (boxes[:, 0] >= x1) & (boxes[:, 1] >= y1) & (boxes[:, 2] <= x2) & (boxes[:, 3] <= y2)
 
 
 def clip_to(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
-    """Boxes cut to ``region`` and the share of each box that lies inside it."""
+    """Boxes cut to ``region`` and the share of each box that lies inside it; a box without
+    area (a point or a line) is all inside or all outside."""
     x1, y1, x2, y2 = region
     lo = torch.tensor([x1, y1], dtype=boxes.dtype)
     hi = torch.tensor([x2, y2], dtype=boxes.dtype)
     clipped = torch.cat([torch.maximum(boxes[:, :2], lo), torch.minimum(boxes[:, 2:], hi)], dim=1)
     clipped[:, 2:] = torch.maximum(clipped[:, 2:], clipped[:, :2])
-    return clipped, _share(clipped, boxes)
+    area = _area(boxes)
+    share = torch.where(
+        area > 0,
+        _area(clipped) / area.clamp(min=1e-12),
+        _inside(boxes, region).to(boxes.dtype),
+    )
+    return clipped, share
 
 
 def remove_region(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
@@ -357,9 +370,11 @@ def remove_region(boxes: Tensor, region: Region) -> tuple[Tensor, Tensor]:
     inside, _ = clip_to(boxes, region)
     area = _area(boxes)
     # (area − covered) / area rather than 1 − share, so that a share exactly at the threshold
-    # is not lost to rounding; a box without area stays visible, as before any paste.
+    # is not lost to rounding; a box without area is covered when it lies within the region.
     visible = torch.where(
-        area > 0, (area - _area(inside)) / area.clamp(min=1e-12), torch.ones_like(area)
+        area > 0,
+        (area - _area(inside)) / area.clamp(min=1e-12),
+        (~_inside(boxes, region)).to(boxes.dtype),
     )
     x1, y1, x2, y2 = region
     out = boxes.clone()
