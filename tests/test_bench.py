@@ -74,16 +74,40 @@ class TestBenchmark:
                 for path in ("inplace", "out-of-place"):
                     for mode in ("batch", "sample"):
                         assert (op, "batchmix", dtype, path, mode) in seen
-                    assert (op, "floor", dtype, path, "-") in seen
+                        if op == "cutmix" and path == "inplace":  # a floor per mode's area
+                            assert (op, "floor", dtype, path, mode) in seen
+                    if not (op == "cutmix" and path == "inplace"):
+                        assert (op, "floor", dtype, path, "-") in seen
                 assert (op, "torchvision", dtype, "out-of-place", "batch") in seen
         assert ("cutout", "batchmix", "uint8", "inplace", "sample") in seen
+        # Box floors are timed two ways: torch's strided op and a compiled row loop.
+        variants = {
+            r["variant"] for r in result["rows"] if r["library"] == "floor" and r["op"] == "cutout"
+        }
+        assert variants == {"torch", "loop"}
 
     def test_batchmix_rows_have_ratios(self, result: dict[str, Any]) -> None:
-        for row in result["rows"]:
+        rows = result["rows"]
+        for row in rows:
             if row["library"] != "batchmix":
                 continue
             assert row["ratio_to_floor"] > 0
             assert row["floor_ms"] > 0 and row["floor"]
+            # The floor compared with is the faster variant of the row's own path and mode.
+            floors = [
+                f["ms"]
+                for f in rows
+                if f["library"] == "floor"
+                and (f["op"], f["dtype"], f["path"]) == (row["op"], row["dtype"], row["path"])
+                and f["mode"] in (row["mode"], "-")
+                and f.get("ms") is not None
+            ]
+            assert row["floor_ms"] == min(floors)
+            # torchvision like for like: its in-place CutOut against batchmix's in-place one.
+            if row["op"] == "cutout":
+                assert row["torchvision_path"] == row["path"]
+            elif row.get("torchvision_over_batchmix") is not None:
+                assert row["torchvision_path"] == "out-of-place"
             if not (row["op"] == "mixup" and row["dtype"] == "uint8"):
                 assert row["torchvision_over_batchmix"] > 0
             if row["mode"] == "sample" and row["op"] != "cutout":
@@ -94,14 +118,60 @@ class TestBenchmark:
         assert by_key[("mixup", "torchvision", "uint8", "batch")]["status"].startswith(
             "unsupported"
         )
-        assert by_key[("cutmix", "timm", "uint8", "elem")]["status"].startswith("unsupported")
         assert by_key[("mixup", "timm", "float32", "elem")]["status"] == "ok"
+        # timm is tried on uint8 too (its CutMix copies boxes of any dtype).
+        assert by_key[("cutmix", "timm", "uint8", "batch")]["status"] == "ok"
 
     def test_box_areas_are_fractions(self, result: dict[str, Any]) -> None:
         for row in result["rows"]:
             if row["op"] in ("cutmix", "cutout"):
                 assert 0.0 < row["box_area_fraction"] <= 1.0
                 assert 0.0 < row["floor_area_fraction"] <= 1.0
+
+    def test_floor_areas_are_the_mean_of_the_timed_draws(self, result: dict[str, Any]) -> None:
+        import batchmix
+
+        for row in result["rows"]:
+            if row["library"] == "batchmix" and row["op"] == "cutmix" and row["path"] == "inplace":
+                assert row["calls"] == bench.MAX_CALLS  # every pinned seed
+                transform = batchmix.CutMix(num_classes=bench.NUM_CLASSES, mode=row["mode"])
+                area = bench.mean_box_area(transform, row["batch"], row["size"], row["size"])
+                assert row["box_area_fraction"] == pytest.approx(area, abs=1e-4)
+
+    def test_in_place_candidates_write_into_their_batch(self) -> None:
+        x, y, work, buf = bench.build_inputs("cpu", torch.float32, 4, 16)
+        cands, _ = bench.build_candidates("cutmix", x, y, work, buf)
+        before = work.clone()
+        for cand in cands:
+            if cand.library == "batchmix" and cand.path == "inplace":
+                bench._seed(1)
+                cand.call()
+        assert not torch.equal(work, before) and torch.equal(x, before)
+
+    def test_targets_read_their_rows_the_right_way(self) -> None:
+        def row(**values: Any) -> dict[str, Any]:
+            base = dict(library="batchmix", ms=1.0, device="cpu", batch=4, size=8, dtype="u8")
+            return {**base, **values}
+
+        rows = [
+            row(op="cutmix", path="inplace", mode="batch", ratio_to_floor=1.2,
+                torchvision_over_batchmix=30.0),
+            row(op="cutmix", path="inplace", mode="batch", ratio_to_floor=1.7,
+                torchvision_over_batchmix=25.0),
+            row(op="cutmix", path="out-of-place", mode="batch", full_size_allocations=2,
+                peak_extra_over_batch=0.9, torchvision_over_batchmix=1.9),
+        ]  # fmt: skip
+        targets = {t["target"]: t for t in bench.evaluate_targets(rows, [])}
+        floor = targets["in-place cutmix / floor <= 1.5"]
+        assert (floor["worst"], floor["met"]) == (1.7, False)  # the largest ratio
+        speed = targets["in-place cutmix: torchvision / batchmix >= 20"]
+        assert (speed["worst"], speed["met"]) == (25.0, True)  # the smallest ratio
+        allocations = targets["out-of-place: full-size allocations per call <= 1"]
+        assert (allocations["worst"], allocations["met"]) == (2, False)
+        loss = bench.evaluate_targets(
+            [], [dict(mix="cutmix", loss_percent=4.0, batch=4, size=8, workers=2)]
+        )
+        assert loss[0]["met"] is False  # a positive loss is a loss
 
     def test_loader_and_targets(self, result: dict[str, Any]) -> None:
         mixes = {r["mix"]: r for r in result["loader"]}
@@ -180,6 +250,23 @@ class TestMemory:
         rows = bench.measure_memory(_tiny(ops=("cutout",), dtypes=("float32",)), min_bytes=0)
         assert {r["library"] for r in rows} == {"batchmix", "torchvision"}
         assert all(r["peak_extra_bytes"] is None or r["peak_extra_bytes"] >= 0 for r in rows)
+
+    def test_allocations_are_counted(self) -> None:
+        from torchvision.transforms import v2
+
+        import batchmix
+
+        x, y = torch.rand(4, 3, 16, 16), torch.arange(4)
+        size = x.numel() * x.element_size()
+        assert bench.count_allocations(lambda: batchmix.CutMix(num_classes=10)(x, y), size) == 1
+        assert bench.count_allocations(lambda: v2.CutMix(num_classes=10)(x, y), size) == 2
+        work = x.clone()
+        in_place = batchmix.MixUp(num_classes=10)
+        assert bench.count_allocations(lambda: in_place.mix_batch(work, y, inplace=True), size) == 0
+        rows = bench.measure_memory(_tiny(ops=("cutmix",), dtypes=("float32",)))
+        counts = {(r["library"], r["path"], r["mode"]): r["full_size_allocations"] for r in rows}
+        assert counts[("batchmix", "out-of-place", "batch")] == 1
+        assert counts[("torchvision", "out-of-place", "batch")] == 2
 
 
 class TestCommandLine:

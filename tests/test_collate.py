@@ -496,3 +496,45 @@ def test_masks_stay_masks_and_move_with_the_images(workers: int) -> None:
     assert moved > 0  # some boxes were pasted
     # default_collate alone loses the Mask type (torchvision's behaviour), which is why.
     assert type(default_collate([Segmented()[0], Segmented()[1]])["mask"]) is torch.Tensor
+
+
+@pytest.mark.parametrize("form", ["dict", "mask"], ids=["(image, {label, mask})", "(image, mask)"])
+def test_masks_in_the_second_item_stay_masks(form: str) -> None:
+    # The one-pass path collates the second item; masks there must stay masks, as on the
+    # general path (stack, then mix), and move with the images.
+    def sample(k: int) -> tuple[torch.Tensor, Any]:
+        mask = tv_tensors.Mask(torch.full((6, 6), k, dtype=torch.long))
+        image = torch.full((3, 6, 6), float(k))
+        return (image, {"label": k, "mask": mask}) if form == "dict" else (image, mask)
+
+    samples = [sample(k) for k in range(4)]
+    transform = (
+        batchmix.CutMix(num_classes=K, generator=torch.Generator().manual_seed(0))
+        if form == "dict"
+        else batchmix.Transplantation(generator=torch.Generator().manual_seed(0))
+    )
+    reference = type(transform)(**({"num_classes": K} if form == "dict" else {}))
+    reference.generator = torch.Generator().manual_seed(0)
+    out = batchmix.MixCollate(transform)(samples)
+    expected = reference(batchmix.collate._collate_keeping_masks(samples))
+    masks = out[1]["mask"] if form == "dict" else out[1]
+    expected_masks = expected[1]["mask"] if form == "dict" else expected[1]
+    assert isinstance(masks, tv_tensors.Mask)
+    assert torch.equal(masks, expected_masks) and torch.equal(out[0], expected[0])
+    assert torch.equal(masks.float(), out[0][:, 0])  # moved with the pixels
+
+
+def test_a_custom_collate_that_returns_the_samples_own_tensors_is_not_overwritten() -> None:
+    images, labels = torch.rand(4, 3, 8, 8), torch.arange(4)
+    before = images.clone()
+    collate = batchmix.MixCollate(batchmix.MixUp(num_classes=K), collate_fn=lambda b: b[0])
+    mixed, rows = collate([(images, labels)])  # a pre-batched dataset: one item, one batch
+    assert torch.equal(images, before) and mixed is not images and rows.shape == (4, K)
+
+
+def test_any_image_sample_sets_the_return_type() -> None:
+    samples = [(torch.rand(3, 4, 4), 0), (tv_tensors.Image(torch.rand(3, 4, 4)), 1)]
+    with tv_tensors.set_return_type("TVTensor"):
+        expected = type(default_collate(samples)[0])
+        out = batchmix.MixCollate(batchmix.CutMix(num_classes=K))(samples)
+    assert expected is tv_tensors.Image and type(out[0]) is expected

@@ -85,11 +85,15 @@ class MixCollate:
             return mixed
         if self.collate_fn is default_collate:
             batch = _collate_keeping_masks(samples)
+            fresh = True
         else:
             batch = self.collate_fn(samples)
+            # A custom collate may hand back the samples' own tensors (``lambda b: b[0]`` for
+            # pre-batched data): those are mixed out of place, never overwritten.
+            fresh = not _shares_memory(batch, samples)
         mix = getattr(self.transform, "mix_batch", None)
         if mix is not None:
-            return mix(batch, inplace=True)
+            return mix(batch, inplace=fresh)
         return self.transform(batch)
 
     def _mix_samples(self, samples: list[Any]) -> Any:
@@ -106,12 +110,30 @@ class MixCollate:
         batch = _new_batch(images)
         if batch is None:
             return None
-        # A tuple, as default_collate passes its columns on (strings stay a tuple).
-        labels = default_collate(tuple(sample[1] for sample in samples))  # type: ignore[arg-type]
+        # A tuple, as default_collate passes its columns on (strings stay a tuple); masks in
+        # the second item stay masks, as on the general path.
+        labels = _collate_keeping_masks(tuple(sample[1] for sample in samples))  # type: ignore[arg-type]
         return mix(batch, labels, images)
 
     def __repr__(self) -> str:
         return f"MixCollate(transform={self.transform!r}, collate_fn={self.collate_fn!r})"
+
+
+def _shares_memory(batch: Any, samples: Any) -> bool:
+    """Whether any tensor of ``batch`` uses the memory of a tensor of ``samples``."""
+    from torch.utils._pytree import tree_flatten
+
+    def pointers(tree: Any) -> set[int]:
+        found = set()
+        for leaf in tree_flatten(tree)[0]:
+            if isinstance(leaf, Tensor) and leaf.numel():
+                try:
+                    found.add(leaf.untyped_storage().data_ptr())
+                except (RuntimeError, NotImplementedError):  # no storage of its own
+                    continue
+        return found
+
+    return bool(pointers(batch) & pointers(samples))
 
 
 def _collate_mask(batch: list[Tensor], **_: Any) -> Tensor:
@@ -146,10 +168,8 @@ def _sample_images(samples: list[Any]) -> list[Tensor] | None:
             return None
         images.append(image)
     first = images[0]
-    if (
-        type(samples[0][0]) is tv_tensors.Image
-        and type(torch.stack([samples[0][0][:0]])) is not Tensor
-    ):
+    image_sample = next((s[0] for s in samples if type(s[0]) is tv_tensors.Image), None)
+    if image_sample is not None and type(torch.stack([image_sample[:0]])) is not Tensor:
         return None  # tv_tensors.set_return_type("TVTensor"): default_collate returns an Image
     for image in images:
         if (
