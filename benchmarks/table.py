@@ -34,9 +34,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"torch {machine['torch']} with {machine['torch_threads']} intra-op thread(s), "
         f"{machine['date'][:10]}, transparent huge pages {_thp(machine)}. Medians of "
         'interleaved rounds; "× floor" compares with a '
-        "preallocated copy of the bytes the operation must touch (see benchmarks/README.md); "
-        "the torchvision and timm columns are their time divided by batchmix's. Only ratios "
-        "measured in the same run mean anything on a shared machine.",
+        "preallocated copy of the bytes the operation must touch, moved by torch's strided op "
+        "or a compiled row loop, whichever was faster (see benchmarks/README.md); the "
+        "torchvision and timm columns are their time divided by batchmix's, torchvision on the "
+        "same path where it has one (CutOut in place: `RandomErasing(inplace=True)`), else out "
+        "of place. Only ratios measured in the same run mean anything on a shared machine.",
         "",
         "| op | dtype | batch | path | mode | batchmix ms | × floor | torchvision ÷ batchmix "
         "| timm ÷ batchmix | peak extra memory (batches) |",
