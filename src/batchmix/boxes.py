@@ -18,8 +18,13 @@ Rules, with visibility = share of a box's area that stays visible:
   else it keeps its extent). Boxes under ``min_visibility`` are dropped.
 * ResizeMix: the partner's boxes are scaled and moved with the pasted image; the sample's
   boxes lose the pasted part as for CutMix.
-* Mosaic: each tile's boxes are cut to the tile.
+* Mosaic: each tile's boxes are cut to the tile; tiles of one source that form a rectangle
+  (batches of one or two) count as one tile.
 * MixUp: the union of both samples' boxes, with their weights.
+
+A box with nothing visible is dropped whatever ``min_visibility`` (0 included); a box without
+area (a point or a line) counts as covered, or as pasted, when it lies within the region. A
+sample paired with itself keeps its boxes under CutMix and SaliencyMix.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ class MixCollate:
     """``collate_fn`` that collates a list of samples and mixes the resulting batch.
 
     The batch was just built by ``collate_fn``, so nothing else holds it and it is mixed in place
-    (batchmix transforms are called with ``inplace=True``; other callables are simply called).
+    (batchmix transforms are called with ``inplace=True``; other callables are simply called),
+    unless a custom ``collate_fn`` handed back the samples' own tensors (``lambda b: b[0]`` for
+    pre-batched data), which are then mixed out of place.
     The object is picklable, so it works with ``DataLoader(num_workers>0)``; in each worker the
     transforms draw from that worker's random stream (see :mod:`batchmix.sampling`).
 
