@@ -400,6 +400,26 @@ class TestResume:
         )
         assert "Traceback" not in result.err
 
+    def test_an_undecodable_lazy_test_image_stops_the_evaluation_naming_it(
+        self, tmp_path: Path, cli: Callable[..., Any]
+    ) -> None:
+        from PIL import Image
+
+        folder = _image_folder(tmp_path / "images")
+        cut = folder / "test" / "a" / "cut.jpg"
+        noise = torch.randint(0, 256, (40, 50, 3), generator=torch.Generator().manual_seed(0))
+        Image.fromarray(noise.to(torch.uint8).numpy()).save(cut)
+        cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+        options = ("--data", "imagefolder", "--data-dir", folder, "--image-size", "12")
+        options += ("--width", "4", "--batch-size", "4", "--no-progress", "--lazy-images")
+        result = cli("train", *options, "--epochs", "2", "--out", tmp_path / "run")
+        assert result.code == 2
+        assert result.err.startswith(f"batchmix: error: {cut} could not be decoded (OSError")
+        assert result.err.rstrip().endswith(
+            "The evaluation after epoch 1 stopped there; no epoch had finished, and --resume "
+            "starts the run again."
+        )
+
     def test_resume_of_a_finished_run_changes_nothing(self, tmp_path: Path) -> None:
         train(tiny(tmp_path, epochs=1))
         before = (tmp_path / "checkpoint.pt").read_bytes()

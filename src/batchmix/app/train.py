@@ -217,18 +217,23 @@ def _stream_seed(seed: int, epoch: int, rank: int, stream: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def _stopped(error: AppError, what: str, epoch: int) -> AppError:
+    """An unreadable item's error (a file of ``--lazy-images``) with where the run stands:
+    ``what`` (training or evaluating epoch ``epoch + 1``, 0-based) stopped there."""
+    where = (
+        f"the checkpoint of epoch {epoch} is kept, and --resume goes on from it"
+        if epoch
+        else "no epoch had finished, and --resume starts the run again"
+    )
+    return AppError(f"{app_message(error)} {what} stopped there; {where}.")
+
+
 def _batches(loader: DataLoader[Any], epoch: int) -> Iterator[Any]:
-    """The loader's batches; an unreadable item (a file of ``--lazy-images``) stops the run
-    with its own message and where the run stands."""
+    """The loader's batches; an unreadable item stops the run saying where it stands."""
     try:
         yield from loader
     except AppError as error:
-        where = (
-            f"the checkpoint of epoch {epoch} is kept, and --resume goes on from it"
-            if epoch
-            else "no epoch had finished, and --resume starts the run again"
-        )
-        raise AppError(f"{app_message(error)} Epoch {epoch + 1} stopped there; {where}.") from None
+        raise _stopped(error, f"Epoch {epoch + 1}", epoch) from None
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int, loader_generator: torch.Generator) -> None:
@@ -740,10 +745,14 @@ def _train(
             )
 
         if processes.main:
+            try:
+                tested = evaluate(model, data.test, processes.device)
+            except AppError as error:
+                raise _stopped(error, f"The evaluation after epoch {epoch + 1}", epoch) from None
             record: dict[str, Any] = {
                 "epoch": epoch + 1,
                 "train_loss": loss_sum / max(seen, 1),
-                **evaluate(model, data.test, processes.device),
+                **tested,
                 "images_per_s": seen * processes.world / max(elapsed, 1e-9),
                 "epoch_s": elapsed,
                 "lr": float(scheduler.get_last_lr()[0]),
