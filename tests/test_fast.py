@@ -351,8 +351,8 @@ class TestInputsLeftToPyTorch:
         [
             torch.tensor([0.3], dtype=torch.float64),  # broadcast by the PyTorch path
             torch.tensor(0.3, dtype=torch.float64),
-            torch.full((4, 1), 0.3, dtype=torch.float64),
-            torch.tensor([0.3, 0.4], dtype=torch.float64),  # too short: the PyTorch path raises
+            torch.full((4, 1), 0.3, dtype=torch.float64),  # refused: () , (1,) or (B,) only
+            torch.tensor([0.3, 0.4], dtype=torch.float64),  # too short: refused
         ],
         ids=["shape-1", "0-d", "B-by-1", "short"],
     )
@@ -360,9 +360,10 @@ class TestInputsLeftToPyTorch:
         assert not _fast.mixup(self.images, torch.empty_like(self.images), self.index, lam)
         try:
             expected = F.mixup(self.images.float(), self.index, lam)
-        except RuntimeError:
-            with pytest.raises(RuntimeError):
+        except ValueError:
+            with pytest.raises(ValueError, match=r"mixup: expected lam as a number or a tensor"):
                 F.mixup(self.images, self.index, lam)
+            assert lam.ndim == 2 or lam.shape[0] not in (1, 4)
             return
         got = F.mixup(self.images, self.index, lam)
         assert torch.equal(got, expected.round().to(torch.uint8))

@@ -368,3 +368,66 @@ def test_indices_for_images_on_another_device_are_checked_before_they_move() -> 
     ):
         with pytest.raises(ValueError, match=r"expected partner indices in \[0, 2\)"):
             call()
+
+
+class TestArgumentsRefusedBeforeWriting:
+    """Arguments that gave wrong results or partial writes: refused, nothing written."""
+
+    def test_out_sharing_the_images_storage(self) -> None:
+        base = torch.rand(4, 3, 8, 9)
+        images, out = base[..., :8], base[..., 1:]
+        before = base.clone()
+        index = torch.tensor([1, 2, 3, 0])
+        for call in (
+            lambda: F.cutmix(images, index, (1, 1, 5, 5), out=out),
+            lambda: F.mixup(images, index, 0.3, out=out),
+            lambda: F.cutout(images, (1, 1, 5, 5), out=out),
+            lambda: F.resizemix(images, index, (1, 1, 5, 5), out=out),
+            lambda: F.mosaic(images, torch.stack([index] * 3), (4, 4), out=out),
+        ):
+            with pytest.raises(ValueError, match="memory apart from them"):
+                call()
+        assert torch.equal(base, before)
+
+    def test_uint8_mixup_needs_lambda_in_the_unit_interval(self) -> None:
+        images = torch.tensor([200, 10], dtype=torch.uint8).view(2, 1, 1, 1)
+        index = torch.tensor([1, 0])
+        for lam in (1.5, -0.1, float("nan"), torch.tensor([0.5, 1.5], dtype=torch.float64)):
+            with pytest.raises(ValueError, match=r"expected lam in \[0, 1\] for torch.uint8"):
+                F.mixup(images, index, lam)
+        assert F.mixup(images.float(), index, 1.5).flatten().tolist() == [295.0, -85.0]
+
+    def test_lambda_and_index_lengths(self) -> None:
+        images, index = torch.rand(4, 1, 2, 2), torch.tensor([1, 2, 3, 0])
+        with pytest.raises(
+            ValueError, match=r"lam as a number or a tensor of shape \(\) or \(4,\)"
+        ):
+            F.mixup(images, index, torch.rand(5, dtype=torch.float64))
+        labels = torch.tensor([0, 1, 2, 3])
+        for bad in (torch.tensor([1, 0, 1]), torch.tensor([1, 0, 3, -1])):
+            with pytest.raises(ValueError, match="mix_index_labels: expected"):
+                F.mix_index_labels(labels, 4, bad, 0.75)
+            with pytest.raises(ValueError, match="mix_labels: expected"):
+                F.mix_labels(torch.eye(4), bad, 0.75)
+        with pytest.raises(ValueError, match="mix_labels_multi: expected"):
+            F.mix_labels_multi(torch.eye(4), torch.tensor([[1, 0, 3]]), torch.ones(1, 3))
+
+    def test_resizemix_and_mosaic_check_before_writing(self) -> None:
+        images = torch.rand(4, 3, 8, 8)
+        out = torch.zeros_like(images)
+        index = torch.tensor([1, 2, 3, 0])
+        with pytest.raises(ValueError, match=r"resizemix: expected boxes inside the 8×8 image"):
+            F.resizemix(images, index, (4, 4, 10, 8), out=out)
+        with pytest.raises(ValueError, match="resizemix: expected partner indices in"):
+            F.resizemix(images, torch.tensor([1, 2, 3, -2]), torch.tensor([[0, 0, 4, 4]] * 4))
+        with pytest.raises(ValueError, match="resizemix: expected a box"):
+            F.resizemix(images, index, (0, 0, True, 4))
+        with pytest.raises(ValueError, match=r"mosaic: expected a centre \(cx, cy\)"):
+            F.mosaic(images, torch.stack([index] * 3), (-2, 3), out=out)
+        with pytest.raises(ValueError, match="mosaic: expected centres in"):
+            F.mosaic(images, torch.stack([index] * 3), torch.tensor([[-2, 3]] * 4))
+        with pytest.raises(ValueError, match=r"mosaic: expected partners of shape \(3, 4\)"):
+            F.mosaic(images, index.view(1, 4), (4, 4))
+        with pytest.raises(RuntimeError):
+            F.cutout(images.to(torch.uint8), (0, 0, 2, 2), value=300, out=out.to(torch.uint8))
+        assert not out.any()

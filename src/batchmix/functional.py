@@ -75,7 +75,59 @@ def _prepare_out(name: str, images: Tensor, out: Tensor | None) -> Tensor:
             f"{name}: out must match images in shape, dtype and device: expected {tuple(images.shape)} "
             f"{images.dtype} on {images.device}, got {tuple(out.shape)} {out.dtype} on {out.device}."
         )
+    if out is not images and not _compiling() and _same_storage(out, images):
+        raise ValueError(
+            f"{name}: expected out to be the images themselves or memory apart from them, got a "
+            "view that shares their storage (the kernel would read pixels it has already "
+            "written); pass out=images to mix in place, or a separate tensor."
+        )
     return out
+
+
+def _same_storage(a: Tensor, b: Tensor) -> bool:
+    """Whether two non-empty tensors use one storage (``False`` for tensors without one)."""
+    if not (a.numel() and b.numel()):
+        return False
+    try:
+        return bool(a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):  # functorch-wrapped tensors have no storage
+        return False
+
+
+def _check_lam(name: str, lam: float | Tensor, images: Tensor, *, unit: bool) -> None:
+    """λ a number or a tensor of shape (), (1,) or (B,); with ``unit``, finite and in [0, 1]
+    (uint8 MixUp, whose levels would wrap around), checked where it can be without a device
+    sync or a data-dependent branch (on the CPU, not while compiling, not under vmap)."""
+    batch = images.shape[0]
+    if isinstance(lam, Tensor):
+        if not (lam.ndim == 0 or (lam.ndim == 1 and lam.shape[0] in (1, batch))):
+            raise ValueError(
+                f"{name}: expected lam as a number or a tensor of shape () or ({batch},), got "
+                f"{tuple(lam.shape)}."
+            )
+        if lam.is_complex():
+            raise ValueError(f"{name}: expected real lam, got {lam.dtype}.")
+        if (
+            not unit
+            or not lam.numel()
+            or _compiling()
+            or lam.device.type != "cpu"
+            or torch._C._functorch.is_functorch_wrapped_tensor(lam)
+        ):
+            return
+        values = lam.detach().to(torch.float64)
+        inside = bool(((values >= 0.0) & (values <= 1.0)).all())
+        shown = f"values from {float(values.min())} to {float(values.max())}"
+    else:
+        if not unit:
+            return
+        inside = 0.0 <= float(lam) <= 1.0
+        shown = repr(lam)
+    if not inside:
+        raise ValueError(
+            f"{name}: expected lam in [0, 1] for {images.dtype} images (a mix outside it leaves "
+            f"their range), got {shown}."
+        )
 
 
 def _check_index(name: str, index: Tensor, images: Tensor) -> None:
@@ -244,8 +296,11 @@ def mixup(
     Args:
         images: ``(B, ..., H, W)`` floating or uint8 tensor.
         index: ``(B,)`` int64 partner indices.
-        lam: weight of the original sample, a float or a ``(B,)`` float64 tensor.
-        out: where to write the result; ``images`` itself mixes in place.
+        lam: weight of the original sample, a number or a real tensor of shape ``()``,
+            ``(1,)`` or ``(B,)`` (float64 keeps torchvision's arithmetic); in [0, 1] for
+            uint8 images.
+        out: where to write the result; ``images`` itself mixes in place; another tensor must
+            not share the images' storage.
 
     Returns:
         The mixed batch, ``out`` when given.
@@ -259,6 +314,7 @@ def mixup(
     floating = images.is_floating_point()
     if not floating and images.dtype != torch.uint8:
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
+    _check_lam("mixup", lam, images, unit=not floating)
     if images.device.type != "cpu":  # checked where the index is, before it moves
         _check_index("mixup", index, images)
     index = index.to(images.device)
@@ -475,6 +531,8 @@ def cutout(
     if _fast.fill_boxes(target, boxes, value, source=images):
         return target
     _check_boxes("cutout", boxes, images)
+    if not _compiling() and not _tracked(images, out):
+        torch.full((), value, dtype=images.dtype)  # a value the dtype cannot hold: raised here
     if target is not images:
         target.copy_(images)
     if isinstance(boxes, tuple):
@@ -521,6 +579,8 @@ def smooth_labels(labels: Tensor, smoothing: float, *, multi_label: bool = False
 
 def mix_labels(labels: Tensor, index: Tensor, lam: float | Tensor) -> Tensor:
     """``lam[i] · labels[i] + (1 − lam[i]) · labels[index[i]]`` for floating ``(B, K)`` rows."""
+    _check_index("mix_labels", index, labels)
+    _check_lam("mix_labels", lam, labels, unit=False)
     index = index.to(labels.device)
     w, w1 = _weights(lam, labels, labels.dtype)
     partner = labels.index_select(0, index).mul_(w1)
@@ -540,6 +600,8 @@ def mix_index_labels(
     (their sum when the two classes agree): one write of the ``(B, K)`` rows instead of six
     passes over them, with the same values, bit for bit.
     """
+    _check_index("mix_index_labels", index, labels)
+    _check_lam("mix_index_labels", lam, labels, unit=False)
     index = index.to(labels.device)
     fast = _fast.index_rows(labels, num_classes, index, lam, dtype)
     if fast is not None:
@@ -563,6 +625,13 @@ def mix_labels_multi(labels: Tensor, indices: Tensor, weights: Tensor) -> Tensor
         indices: ``(Q, B)`` int64 source of each sample for each of the Q parts.
         weights: ``(Q, B)`` float64 weights; each column should sum to one.
     """
+    if indices.ndim != 2 or weights.shape != indices.shape:
+        raise ValueError(
+            f"mix_labels_multi: expected indices and weights of one shape (Q, {labels.shape[0]}), "
+            f"got {tuple(indices.shape)} and {tuple(weights.shape)}."
+        )
+    for row in indices:
+        _check_index("mix_labels_multi", row, labels)
     indices = indices.to(labels.device)
     weights = weights.to(device=labels.device, dtype=torch.float64).to(labels.dtype)
     out = labels.index_select(0, indices[0]).mul_(weights[0].unsqueeze(1))
@@ -701,7 +770,8 @@ def resizemix(
     Args:
         images: ``(B, ..., H, W)`` floating or integer tensor.
         index: ``(B,)`` int64 partner indices.
-        boxes: one ``(x1, y1, x2, y2)`` box for all samples or ``(B, 4)`` boxes.
+        boxes: one ``(x1, y1, x2, y2)`` box for all samples or ``(B, 4)`` integer boxes, inside
+            the image (not clipped: the whole partner is resized into the box).
         nearest: resize with nearest neighbours (for segmentation masks) instead of bilinear.
         out: where to write the result; ``images`` itself mixes in place.
 
@@ -711,6 +781,9 @@ def resizemix(
         tensor([[1., 1.],
                 [1., 1.]])
     """
+    _check_index("resizemix", index, images)
+    _check_boxes("resizemix", boxes, images)
+    height, width = images.shape[-2:]
     index = index.to(images.device)
     inplace = out is images
     rows = (
@@ -718,6 +791,12 @@ def resizemix(
         if isinstance(boxes, tuple)
         else [tuple(b) for b in boxes.tolist()]
     )
+    outside = [b for b in rows if b[2] > width or b[3] > height]
+    if outside:
+        raise ValueError(
+            f"resizemix: expected boxes inside the {height}×{width} image (the whole partner is "
+            f"resized into the box), got {outside[0]}."
+        )
     # Partners are read before any write, so in-place results equal out-of-place ones.
     if isinstance(boxes, tuple):
         x1, y1, x2, y2 = boxes
@@ -769,8 +848,31 @@ def mosaic(
         tensor([[0., 1.],
                 [2., 3.]])
     """
-    partners = partners.to(images.device)
     height, width = images.shape[-2:]
+    if partners.ndim != 2 or partners.shape[0] != 3:
+        raise ValueError(
+            f"mosaic: expected partners of shape (3, {images.shape[0]}), got {tuple(partners.shape)}."
+        )
+    for row in partners:
+        _check_index("mosaic", row, images)
+    if isinstance(centres, tuple):
+        ints = len(centres) == 2 and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in centres
+        )
+        if not ints or not (0 <= centres[0] <= width and 0 <= centres[1] <= height):
+            raise ValueError(
+                f"mosaic: expected a centre (cx, cy) of ints in [0, {width}] × [0, {height}], "
+                f"got {centres!r}."
+            )
+    elif not _compiling() and centres.device.type == "cpu" and centres.numel():
+        low_x, high_x = int(centres[:, 0].min()), int(centres[:, 0].max())
+        low_y, high_y = int(centres[:, 1].min()), int(centres[:, 1].max())
+        if low_x < 0 or low_y < 0 or high_x > width or high_y > height:
+            raise ValueError(
+                f"mosaic: expected centres in [0, {width}] × [0, {height}], got x from {low_x} "
+                f"to {high_x} and y from {low_y} to {high_y}."
+            )
+    partners = partners.to(images.device)
     if isinstance(centres, tuple):
         target = images if out is images else _prepare_out("mosaic", images, out)
         cx, cy = centres
