@@ -23,14 +23,20 @@ What is timed, per group (device, dtype, batch B, image side S, operation):
   path ``inplace``. It is tried on uint8 too; what it refuses is recorded as unsupported.
 * ``floor``: a preallocated copy of exactly the bytes the operation must touch.
 
-  - CutMix in place: copy a box from one preallocated batch into another, for all B samples,
-    centred. Its area is the mean area of batchmix's boxes over the 16 pinned seeds, which every
-    batchmix and floor measurement makes one call each with, per mode (0.31–0.33 of the image
-    at α = 1 once boxes are clipped).
-  - CutOut in place: fill a box of the mean area of batchmix's CutOut boxes (side S/2 at
-    224 px, 16 px at 32 px, clipped to the image as batchmix clips them).
-  - Both box floors are timed two ways, with torch's strided ``copy_``/``fill_`` and with a
-    compiled loop over the box's rows; each row is compared with the faster of the two.
+  - CutMix in place: for every sample, copy its partner's pixels in its box from one
+    preallocated batch into another. The k-th timed call uses the boxes and partners that
+    batchmix draws after seed k (every batchmix and floor measurement makes one call with each
+    of the 16 pinned seeds), so the floor moves the same bytes at the same places.
+  - CutOut in place: fill the boxes batchmix's CutOut draws (side S/2 at 224 px, 16 px at
+    32 px, clipped to the image), likewise per seed.
+  - Both box floors are timed two ways, with torch's strided ``copy_``/``fill_`` (one op for the
+    batch when all boxes agree, else one per sample) and with a compiled loop over the boxes'
+    rows; each row is compared with the faster of the two.
+  - For reference only, the box floors are also timed on one centred box of the draws' mean
+    area (``centred`` variants, ``ratio_to_centred_floor``). Those rewrite the same bytes at
+    every call, which stay in cache; the draws' boxes move from call to call. Measured here,
+    the same fill loop over 256×3×224² float32 took 2.1 ms per call repeating one seed's boxes
+    and 6.0 ms going through the 16 seeds' boxes, with equal areas.
   - MixUp (both paths): ``torch.add(a, b, out=c)`` over the batch, two reads and one write.
   - CutMix and CutOut out of place: ``c.copy_(a)``, one read and one write of the batch, which
     every out-of-place call must do at least (the allocation of the output is not part of it).
@@ -44,6 +50,10 @@ ops, not bytes.
 Randomness is pinned: the k-th timed call of every round is preceded by ``torch.manual_seed(k)``
 and ``np.random.seed(k)`` (outside the timed region), so each candidate sees the same λ and boxes
 in every round, and batchmix's in-place and out-of-place rows see the same ones.
+
+Caches: every measurement is preceded by the same calls, untimed, so each candidate starts from
+the caches its own calls leave (for in-place rows, a batch that has just been written, as after
+collation), not from whatever the candidate before it left behind.
 
 Memory: the peak extra resident memory of one out-of-place call, measured in a fresh
 subprocess started with ``MALLOC_MMAP_THRESHOLD_=65536`` so that every tensor of 64 KiB or more
@@ -135,13 +145,14 @@ QUICK = Config(
 
 @dataclass
 class Candidate:
-    """One thing to time: ``call()`` runs it once; ``skip`` says why it cannot run."""
+    """One thing to time: ``call()`` runs it once, or ``call[k]()`` after seed ``k`` when it is
+    a list (floors that move the pinned draws' own boxes); ``skip`` says why it cannot run."""
 
     op: str
     library: str
     path: str
     mode: str
-    call: Callable[[], Any] | None
+    call: Callable[[], Any] | list[Callable[[], Any]] | None
     skip: str | None = None
     times: list[float] = field(default_factory=list)
     calls: int = 0
@@ -172,21 +183,43 @@ def _box_area(boxes: Any, height: int, width: int) -> float:
     return float(((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).mean()) / (height * width)
 
 
-def mean_box_area(transform: Any, batch: int, height: int, width: int) -> float:
-    """Mean area fraction of ``transform``'s boxes over the pinned seeds ``0..MAX_CALLS-1``."""
-    areas = []
+@dataclass(frozen=True)
+class Draw:
+    """The boxes ``(B, 4)`` and partners ``(B,)`` (int64) of one pinned call."""
+
+    boxes: np.ndarray
+    index: np.ndarray
+
+
+def pinned_draws(transform: Any, batch: int, height: int, width: int) -> list[Draw]:
+    """``transform``'s boxes and partners for the pinned seeds ``0..MAX_CALLS-1``: what its
+    k-th timed call draws (no box and itself as partner when it draws nothing)."""
+    draws = []
     for seed in range(MAX_CALLS):
         _seed(seed)
         params = transform.make_params(batch, height, width, None)
-        areas.append(0.0 if params is None else _box_area(params.boxes, height, width))
-    return statistics.fmean(areas)
+        if params is None:
+            boxes, index = torch.zeros(batch, 4, dtype=torch.int64), torch.arange(batch)
+        else:
+            boxes = torch.as_tensor(params.boxes, dtype=torch.int64).view(-1, 4).expand(batch, 4)
+            index = params.index
+        draws.append(Draw(boxes.numpy().copy(), index.to(torch.int64).numpy().copy()))
+    return draws
+
+
+def mean_box_area(transform: Any, batch: int, height: int, width: int) -> float:
+    """Mean area fraction of ``transform``'s boxes over the pinned seeds ``0..MAX_CALLS-1``."""
+    draws = pinned_draws(transform, batch, height, width)
+    return statistics.fmean(_box_area(d.boxes, height, width) for d in draws)
 
 
 @functools.cache
-def _row_loops() -> tuple[Callable[..., None], Callable[..., None]]:
-    """Compiled loops that copy or fill one box of every sample row by row: the floor's bytes
-    moved without torch's per-call cost for strided views (their fastest way here, for short
-    rows). Compiled once per process (Numba is a batchmix dependency)."""
+def _row_loops() -> dict[str, Callable[..., None]]:
+    """Compiled loops that copy or fill boxes row by row: the floor's bytes moved without
+    torch's per-call cost for strided views (their fastest way here, for short rows). One box
+    for every sample (``copy_box``, ``fill_box``), or each sample's own box, copied from its
+    partner's pixels at the same place (``copy_boxes``, ``fill_boxes``). Compiled once per
+    process (Numba is a batchmix dependency)."""
     from numba import njit
 
     @njit(cache=False, nogil=True)
@@ -203,7 +236,42 @@ def _row_loops() -> tuple[Callable[..., None], Callable[..., None]]:
                 for y in range(y1, y2):
                     dst[i, c, y, x1:x2] = value
 
-    return copy_box, fill_box
+    @njit(cache=False, nogil=True)
+    def copy_boxes(src, dst, index, boxes):  # type: ignore[no-untyped-def]
+        for i in range(dst.shape[0]):
+            j = index[i]
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            for c in range(dst.shape[1]):
+                for y in range(y1, y2):
+                    dst[i, c, y, x1:x2] = src[j, c, y, x1:x2]
+
+    @njit(cache=False, nogil=True)
+    def fill_boxes(dst, boxes, value):  # type: ignore[no-untyped-def]
+        for i in range(dst.shape[0]):
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            for c in range(dst.shape[1]):
+                for y in range(y1, y2):
+                    dst[i, c, y, x1:x2] = value
+
+    return {
+        "copy_box": copy_box,
+        "fill_box": fill_box,
+        "copy_boxes": copy_boxes,
+        "fill_boxes": fill_boxes,
+    }
+
+
+def _each_view(views: list[tuple[Tensor, Tensor]], fill: bool) -> Callable[[], None]:
+    """One strided ``fill_(0)`` of each destination view, or ``copy_`` of its source into it."""
+
+    def call() -> None:
+        for dst, src in views:
+            if fill:
+                dst.fill_(0)
+            else:
+                dst.copy_(src)
+
+    return call
 
 
 def _seed(k: int) -> None:
@@ -253,30 +321,82 @@ def build_candidates(
     cands: list[Candidate] = []
     info: dict[str, Any] = {}
 
-    def add(library: str, path: str, mode: str, fn: Callable[[], Any] | None, **kw: Any) -> None:
-        cands.append(Candidate(op, library, path, mode, None if fn is None else _discard(fn), **kw))
+    def add(
+        library: str,
+        path: str,
+        mode: str,
+        fn: Callable[[], Any] | list[Callable[[], Any]] | None,
+        **kw: Any,
+    ) -> None:
+        call = (
+            None
+            if fn is None
+            else [_discard(f) for f in fn]
+            if isinstance(fn, list)
+            else _discard(fn)
+        )
+        cands.append(Candidate(op, library, path, mode, call, **kw))
 
-    copy_box, fill_box = _row_loops() if x.device.type == "cpu" else (None, None)
+    loops = _row_loops() if x.device.type == "cpu" else None
 
     def box_floors(path: str, mode: str, transform: Any, fill: bool) -> None:
-        """The in-place floor of one mode: the mean area of ``transform``'s boxes over the
-        pinned seeds, as a centred box copied (CutMix) or filled (CutOut), by torch's strided
-        op and by a compiled row loop; each row is compared with the faster of the two."""
-        area = mean_box_area(transform, batch, side, side)
+        """The in-place floors of one mode. Each timed call k moves the bytes of the boxes
+        ``transform`` draws after seed k, at their places: every sample's box filled (CutOut)
+        or copied from its partner's pixels (CutMix), from ``x`` into ``buf``; by torch's
+        strided ops (one per batch when the boxes agree, else one per sample) and by a compiled
+        row loop. Rows are compared with the faster. A centred box of the draws' mean area,
+        the same at every call (variants ``centred torch`` and ``centred loop``), is timed
+        beside them for reference only: it rewrites the same bytes at every call, which stay
+        in cache, while the draws' boxes move from call to call."""
+        draws = pinned_draws(transform, batch, side, side)
+        area = statistics.fmean(_box_area(d.boxes, side, side) for d in draws)
+        torch_calls, loop_calls = [], []
+        src_pixels, dst_pixels = _pixel_view(x), _pixel_view(buf)
+        for draw in draws:
+            x1, y1, x2, y2 = (int(v) for v in draw.boxes[0])
+            if (draw.boxes == draw.boxes[0]).all():
+                # One strided op for the batch; reading each sample's own box instead of its
+                # partner's reads the same bytes when the partners are a permutation.
+                same = bool((np.sort(draw.index) == np.arange(batch)).all())
+                src = x[..., y1:y2, x1:x2] if same else x[torch.from_numpy(draw.index)]
+                src = src if same else src[..., y1:y2, x1:x2].clone()
+                dst = buf[..., y1:y2, x1:x2]
+                torch_calls.append(
+                    (lambda d=dst: d.fill_(0)) if fill else (lambda d=dst, s=src: d.copy_(s))
+                )
+            else:
+                views = [
+                    (buf[i, :, b[1] : b[3], b[0] : b[2]], x[j, :, b[1] : b[3], b[0] : b[2]])
+                    for i, (j, b) in enumerate(
+                        zip(draw.index.tolist(), draw.boxes.tolist(), strict=True)
+                    )
+                ]
+                torch_calls.append(_each_view(views, fill))
+            if loops is not None:
+                if fill:
+                    loop_calls.append(lambda d=draw: loops["fill_boxes"](dst_pixels, d.boxes, 0))
+                else:
+                    loop_calls.append(
+                        lambda d=draw: loops["copy_boxes"](src_pixels, dst_pixels, d.index, d.boxes)
+                    )
+        add("floor", path, mode, torch_calls, variant="torch")
+        if loop_calls:
+            add("floor", path, mode, loop_calls, variant="loop")
         x1, y1, x2, y2 = _centred_box(area, side, side)
         src, dst = x[..., y1:y2, x1:x2], buf[..., y1:y2, x1:x2]
         if fill:
-            add("floor", path, mode, lambda: dst.fill_(0), variant="torch")
+            add("floor", path, mode, lambda: dst.fill_(0), variant="centred torch")
         else:
-            add("floor", path, mode, lambda: dst.copy_(src), variant="torch")
-        if copy_box is not None and fill_box is not None:
-            a, b = _pixel_view(x), _pixel_view(buf)
+            add("floor", path, mode, lambda: dst.copy_(src), variant="centred torch")
+        if loops is not None:
             if fill:
-                add("floor", path, mode, lambda: fill_box(b, x1, y1, x2, y2, 0), variant="loop")
+                call = lambda: loops["fill_box"](dst_pixels, x1, y1, x2, y2, 0)  # noqa: E731
             else:
-                add("floor", path, mode, lambda: copy_box(a, b, x1, y1, x2, y2), variant="loop")
+                call = lambda: loops["copy_box"](src_pixels, dst_pixels, x1, y1, x2, y2)  # noqa: E731
+            add("floor", path, mode, call, variant="centred loop")
         info[f"box_area_fraction_{mode}"] = area
-        info[f"floor_area_fraction_{mode}"] = _box_area((x1, y1, x2, y2), side, side)
+        info[f"floor_area_fraction_{mode}"] = area
+        info[f"centred_area_fraction_{mode}"] = _box_area((x1, y1, x2, y2), side, side)
 
     if op in ("cutmix", "mixup"):
         cls = batchmix.CutMix if op == "cutmix" else batchmix.MixUp
@@ -315,7 +435,7 @@ def build_candidates(
         add("batchmix", "out-of-place", "sample", lambda: t(x, y))
         add("batchmix", "inplace", "sample", lambda: t.mix_batch(work, y, inplace=True))
         box_floors("inplace", "sample", t, fill=True)
-        real = info["floor_area_fraction_sample"]
+        real = info["box_area_fraction_sample"]
         for inplace, path in ((False, "out-of-place"), (True, "inplace")):
             erase = v2.RandomErasing(p=1.0, scale=(real, real), ratio=(1.0, 1.0), value=0)
             erase.inplace = inplace
@@ -340,14 +460,18 @@ def _sync(device: str) -> Callable[[], None]:
     return lambda: None
 
 
-def time_calls(call: Callable[[], Any], calls: int, sync: Callable[[], None]) -> float:
-    """Mean seconds per call over ``calls`` calls, the k-th one after seeding with ``k``."""
+def time_calls(
+    call: Callable[[], Any] | list[Callable[[], Any]], calls: int, sync: Callable[[], None]
+) -> float:
+    """Mean seconds per call over ``calls`` calls, the k-th one after seeding with ``k`` (and,
+    for a list, the k-th one ``call[k]``)."""
     total = 0.0
     for k in range(calls):
         _seed(k)
+        run = call[k % len(call)] if isinstance(call, list) else call
         sync()
         start = time.perf_counter()
-        call()
+        run()
         sync()
         total += time.perf_counter() - start
     return total / calls
@@ -373,12 +497,19 @@ def warm_up(cands: Sequence[Candidate], budget_s: float, sync: Callable[[], None
 
 
 def run_rounds(cands: Sequence[Candidate], rounds: int, sync: Callable[[], None]) -> None:
-    """Interleaved rounds: every candidate once per round, starting one further each round."""
+    """Interleaved rounds: every candidate once per round, starting one further each round.
+
+    Each measurement is preceded by the same calls untimed, so that every candidate starts
+    from the caches its own calls leave, not from what the candidate before it left: without
+    this, an in-place row after an out-of-place one ran its first calls 2.3–2.7 times slower
+    than its last ones (the batch evicted), while a floor after the other variant of the same
+    floor (the same boxes of the same buffer) started warm."""
     live = [c for c in cands if c.call is not None]
     for r in range(rounds):
         for i in range(len(live)):
             cand = live[(i + r) % len(live)]
             assert cand.call is not None
+            time_calls(cand.call, cand.calls, sync)
             cand.times.append(time_calls(cand.call, cand.calls, sync))
 
 
@@ -555,13 +686,16 @@ def run_group(
     sync = _sync(device)
     warm_up(cands, config.budget_s, sync)
     run_rounds(cands, config.rounds, sync)
-    # Per (path, mode), the faster floor variant (by median), to which rows are compared.
+    # Per (path, mode), the faster floor variant (by median), to which rows are compared; the
+    # centred-box floors (reference only) apart.
     floors: dict[tuple[str, str], Candidate] = {}
+    centred: dict[tuple[str, str], Candidate] = {}
     for c in cands:
         if c.library == "floor" and c.times:
-            best = floors.get((c.path, c.mode))
+            kept = centred if c.variant.startswith("centred") else floors
+            best = kept.get((c.path, c.mode))
             if best is None or statistics.median(c.times) < statistics.median(best.times):
-                floors[(c.path, c.mode)] = c
+                kept[(c.path, c.mode)] = c
     # torchvision's row on the same path where it has one (CutOut: RandomErasing in place),
     # else its only path, out of place (CutMix and MixUp always allocate).
     tvs = {c.path: c for c in cands if c.library == "torchvision" and c.times}
@@ -589,6 +723,10 @@ def run_group(
                 row["floor_variant"] = floor.variant
                 row["floor_ms"] = round(statistics.median(floor.times) * 1e3, 4)
                 row["ratio_to_floor"] = _r(_median_ratio(cand.times, floor.times))
+            reference = centred.get((cand.path, cand.mode))
+            if reference is not None and cand.library == "batchmix":
+                row["centred_floor_ms"] = round(statistics.median(reference.times) * 1e3, 4)
+                row["ratio_to_centred_floor"] = _r(_median_ratio(cand.times, reference.times))
             if cand.library == "batchmix":
                 tv = tvs.get(cand.path) or tvs.get("out-of-place")
                 if tv is not None:
@@ -603,7 +741,7 @@ def run_group(
                     row["timm_ms"] = round(statistics.median(ref.times) * 1e3, 4)
                     row["timm_over_batchmix"] = _r(_median_ratio(ref.times, cand.times))
         mode = cand.mode if f"box_area_fraction_{cand.mode}" in info else "batch"
-        for name in ("box_area_fraction", "floor_area_fraction"):
+        for name in ("box_area_fraction", "floor_area_fraction", "centred_area_fraction"):
             value = info.get(f"{name}_{mode}", info.get(f"{name}_sample"))
             if value is not None and cand.op != "mixup":
                 row[name] = round(value, 4)

@@ -80,11 +80,12 @@ class TestBenchmark:
                         assert (op, "floor", dtype, path, "-") in seen
                 assert (op, "torchvision", dtype, "out-of-place", "batch") in seen
         assert ("cutout", "batchmix", "uint8", "inplace", "sample") in seen
-        # Box floors are timed two ways: torch's strided op and a compiled row loop.
+        # Box floors are timed two ways, torch's strided ops and a compiled row loop, on the
+        # draws' own boxes, and both ways on a centred box for reference.
         variants = {
             r["variant"] for r in result["rows"] if r["library"] == "floor" and r["op"] == "cutout"
         }
-        assert variants == {"torch", "loop"}
+        assert variants == {"torch", "loop", "centred torch", "centred loop"}
 
     def test_batchmix_rows_have_ratios(self, result: dict[str, Any]) -> None:
         rows = result["rows"]
@@ -101,8 +102,13 @@ class TestBenchmark:
                 and (f["op"], f["dtype"], f["path"]) == (row["op"], row["dtype"], row["path"])
                 and f["mode"] in (row["mode"], "-")
                 and f.get("ms") is not None
+                and not f["variant"].startswith("centred")
             ]
             assert row["floor_ms"] == min(floors)
+            if row["op"] != "mixup" and row["path"] == "inplace":
+                assert row["centred_floor_ms"] > 0 and row["ratio_to_centred_floor"] > 0
+            else:
+                assert "centred_floor_ms" not in row
             # torchvision like for like: its in-place CutOut against batchmix's in-place one.
             if row["op"] == "cutout":
                 assert row["torchvision_path"] == row["path"]
@@ -147,6 +153,70 @@ class TestBenchmark:
                 bench._seed(1)
                 cand.call()
         assert not torch.equal(work, before) and torch.equal(x, before)
+
+    @pytest.mark.parametrize(
+        ("op", "mode"), [("cutmix", "batch"), ("cutmix", "sample"), ("cutout", "sample")]
+    )
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+    def test_box_floors_move_the_bytes_of_the_timed_draws(
+        self, op: str, mode: str, dtype: torch.dtype
+    ) -> None:
+        # The k-th call of a box floor writes the boxes that batchmix's k-th in-place call
+        # writes (seed k), no more and no fewer, and the loop takes the same partners' pixels.
+        import batchmix
+
+        batch, side = 6, 16
+        x, y, work, buf = bench.build_inputs("cpu", dtype, batch, side)
+        x.clamp_(min=1) if dtype == torch.uint8 else x.add_(0.5)  # no zeros: writes show
+        cands, _ = bench.build_candidates(op, x, y, work, buf)
+        ours = next(
+            c for c in cands if (c.library, c.path, c.mode) == ("batchmix", "inplace", mode)
+        )
+        floors = [
+            c
+            for c in cands
+            if (c.library, c.path, c.mode) == ("floor", "inplace", mode)
+            and not c.variant.startswith("centred")
+        ]
+        assert {c.variant for c in floors} == {"torch", "loop"}
+        transform = (
+            batchmix.CutOut(size=bench._cutout_size(side))
+            if op == "cutout"
+            else batchmix.CutMix(num_classes=bench.NUM_CLASSES, mode=mode)
+        )
+        draws = bench.pinned_draws(transform, batch, side, side)
+        for k in (0, 5, 15):
+            boxes, index = torch.from_numpy(draws[k].boxes), torch.from_numpy(draws[k].index)
+            rows, cols = torch.arange(side).view(-1, 1), torch.arange(side).view(1, -1)
+            inside = [
+                (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+                for x1, y1, x2, y2 in boxes.tolist()
+            ]
+            mask = torch.stack(inside).unsqueeze(1).expand_as(x)
+            assert mask.any()
+            work.copy_(x)
+            bench._seed(k)
+            assert callable(ours.call)
+            ours.call()
+            source = torch.zeros_like(x) if op == "cutout" else x[index]
+            assert torch.equal(work, torch.where(mask, source, x)), k  # the draw is batchmix's
+            for floor in floors:
+                assert isinstance(floor.call, list) and len(floor.call) == bench.MAX_CALLS
+                buf.fill_(0 if op == "cutmix" else 1)
+                floor.call[k]()
+                written = buf != 0 if op == "cutmix" else buf == 0
+                assert torch.equal(written, mask), (floor.variant, k)
+                if floor.variant == "loop" or op == "cutout" or mode == "sample":
+                    assert torch.equal(buf[mask], work[mask]), (floor.variant, k)
+                else:  # one strided copy of each sample's own box: the same bytes moved
+                    assert torch.equal(buf[mask], x[mask]), (floor.variant, k)
+
+    def test_warm_pass_precedes_every_measurement(self) -> None:
+        seeds: list[int] = []
+        cand = bench.Candidate("cutmix", "floor", "inplace", "-", lambda: seeds.append(0))
+        cand.calls = 3
+        bench.run_rounds([cand], 2, lambda: None)
+        assert len(seeds) == 12 and len(cand.times) == 2  # 2 rounds of (3 untimed, 3 timed)
 
     def test_targets_read_their_rows_the_right_way(self) -> None:
         def row(**values: Any) -> dict[str, Any]:
