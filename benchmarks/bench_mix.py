@@ -29,9 +29,10 @@ What is timed, per group (device, dtype, batch B, image side S, operation):
     of the 16 pinned seeds), so the floor moves the same bytes at the same places.
   - CutOut in place: fill the boxes batchmix's CutOut draws (side S/2 at 224 px, 16 px at
     32 px, clipped to the image), likewise per seed.
-  - Both box floors are timed two ways, with torch's strided ``copy_``/``fill_`` (one op for the
-    batch when all boxes agree, else one per sample) and with a compiled loop over the boxes'
-    rows; each row is compared with the faster of the two.
+  - Both box floors are timed three ways, with torch's strided ``copy_``/``fill_`` (one op for
+    the batch when all boxes agree, else one per sample) and with two compiled loops (a slice
+    per box row, and an element loop over flat samples, faster for short rows); each row is
+    compared with the fastest.
   - For reference only, the box floors are also timed on one centred box of the draws' mean
     area (``centred`` variants, ``ratio_to_centred_floor``). Those rewrite the same bytes at
     every call, which stay in cache; the draws' boxes move from call to call. Measured here,
@@ -218,8 +219,9 @@ def _row_loops() -> dict[str, Callable[..., None]]:
     """Compiled loops that copy or fill boxes row by row: the floor's bytes moved without
     torch's per-call cost for strided views (their fastest way here, for short rows). One box
     for every sample (``copy_box``, ``fill_box``), or each sample's own box, copied from its
-    partner's pixels at the same place (``copy_boxes``, ``fill_boxes``). Compiled once per
-    process (Numba is a batchmix dependency)."""
+    partner's pixels at the same place (``copy_boxes``, ``fill_boxes``; the ``_flat`` ones
+    loop over elements of flat samples, faster on short rows). Compiled once per process
+    (Numba is a batchmix dependency)."""
     from numba import njit
 
     @njit(cache=False, nogil=True)
@@ -253,11 +255,39 @@ def _row_loops() -> dict[str, Callable[..., None]]:
                 for y in range(y1, y2):
                     dst[i, c, y, x1:x2] = value
 
+    @njit(cache=False, nogil=True)
+    def copy_boxes_flat(src, dst, index, boxes):  # type: ignore[no-untyped-def]
+        n, channels, height, width = dst.shape
+        flat_src, flat_dst = src.reshape(n, -1), dst.reshape(n, -1)
+        for i in range(n):
+            own, partner = flat_dst[i], flat_src[index[i]]
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            for c in range(channels):
+                for y in range(y1, y2):
+                    start = (c * height + y) * width
+                    for k in range(start + x1, start + x2):
+                        own[k] = partner[k]
+
+    @njit(cache=False, nogil=True)
+    def fill_boxes_flat(dst, boxes, value):  # type: ignore[no-untyped-def]
+        n, channels, height, width = dst.shape
+        flat_dst = dst.reshape(n, -1)
+        for i in range(n):
+            own = flat_dst[i]
+            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
+            for c in range(channels):
+                for y in range(y1, y2):
+                    start = (c * height + y) * width
+                    for k in range(start + x1, start + x2):
+                        own[k] = value
+
     return {
         "copy_box": copy_box,
         "fill_box": fill_box,
         "copy_boxes": copy_boxes,
         "fill_boxes": fill_boxes,
+        "copy_boxes_flat": copy_boxes_flat,
+        "fill_boxes_flat": fill_boxes_flat,
     }
 
 
@@ -343,14 +373,15 @@ def build_candidates(
         """The in-place floors of one mode. Each timed call k moves the bytes of the boxes
         ``transform`` draws after seed k, at their places: every sample's box filled (CutOut)
         or copied from its partner's pixels (CutMix), from ``x`` into ``buf``; by torch's
-        strided ops (one per batch when the boxes agree, else one per sample) and by a compiled
-        row loop. Rows are compared with the faster. A centred box of the draws' mean area,
+        strided ops (one per batch when the boxes agree, else one per sample) and by two
+        compiled loops (a slice per box row, or an element loop over flat samples, faster for
+        short rows). Rows are compared with the fastest. A centred box of the draws' mean area,
         the same at every call (variants ``centred torch`` and ``centred loop``), is timed
         beside them for reference only: it rewrites the same bytes at every call, which stay
         in cache, while the draws' boxes move from call to call."""
         draws = pinned_draws(transform, batch, side, side)
         area = statistics.fmean(_box_area(d.boxes, side, side) for d in draws)
-        torch_calls, loop_calls = [], []
+        torch_calls, loop_calls, flat_calls = [], [], []
         src_pixels, dst_pixels = _pixel_view(x), _pixel_view(buf)
         for draw in draws:
             x1, y1, x2, y2 = (int(v) for v in draw.boxes[0])
@@ -375,13 +406,22 @@ def build_candidates(
             if loops is not None:
                 if fill:
                     loop_calls.append(lambda d=draw: loops["fill_boxes"](dst_pixels, d.boxes, 0))
+                    flat_calls.append(
+                        lambda d=draw: loops["fill_boxes_flat"](dst_pixels, d.boxes, 0)
+                    )
                 else:
                     loop_calls.append(
                         lambda d=draw: loops["copy_boxes"](src_pixels, dst_pixels, d.index, d.boxes)
                     )
+                    flat_calls.append(
+                        lambda d=draw: loops["copy_boxes_flat"](
+                            src_pixels, dst_pixels, d.index, d.boxes
+                        )
+                    )
         add("floor", path, mode, torch_calls, variant="torch")
         if loop_calls:
             add("floor", path, mode, loop_calls, variant="loop")
+            add("floor", path, mode, flat_calls, variant="flat loop")
         x1, y1, x2, y2 = _centred_box(area, side, side)
         src, dst = x[..., y1:y2, x1:x2], buf[..., y1:y2, x1:x2]
         if fill:

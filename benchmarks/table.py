@@ -35,14 +35,16 @@ def markdown(data: dict[str, Any]) -> str:
         f"{machine['date'][:10]}, transparent huge pages {_thp(machine)}. Medians of "
         'interleaved rounds; "× floor" compares with a '
         "preallocated copy of the bytes the operation must touch, moved by torch's strided op "
-        "or a compiled row loop, whichever was faster (see benchmarks/README.md); the "
+        "or a compiled row loop, whichever was faster, at the places batchmix's own draws put the "
+        'boxes ("× centred floor": one centred box of their mean area at every call, the '
+        "floor of earlier versions, for reference; see benchmarks/README.md); the "
         "torchvision and timm columns are their time divided by batchmix's, torchvision on the "
         "same path where it has one (CutOut in place: `RandomErasing(inplace=True)`), else out "
         "of place. Only ratios measured in the same run mean anything on a shared machine.",
         "",
-        "| op | dtype | batch | path | mode | batchmix ms | × floor | torchvision ÷ batchmix "
-        "| timm ÷ batchmix | peak extra memory (batches) |",
-        "|---|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| op | dtype | batch | path | mode | batchmix ms | × floor | × centred floor "
+        "| torchvision ÷ batchmix | timm ÷ batchmix | peak extra memory (batches) |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in data["rows"]:
         if row["library"] != "batchmix" or row["status"] != "ok":
@@ -50,6 +52,7 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {row['op']} | {row['dtype']} | {row['batch']}×3×{row['size']}² | {row['path']} "
             f"| {row['mode']} | {row['ms']:.2f} | {_f(row.get('ratio_to_floor'))} "
+            f"| {_f(row.get('ratio_to_centred_floor'))} "
             f"| {_f(row.get('torchvision_over_batchmix'))} | {_f(row.get('timm_over_batchmix'))} "
             f"| {_f(row.get('peak_extra_over_batch'))} |"
         )
