@@ -433,7 +433,10 @@ def test_markdown_table_from_json() -> None:
     text = module.markdown(data)
     assert "measured in a DataLoader worker" in text
     assert "| contiguous | MixCollate(mixup) | 2.50 | -1.25 | 0.50 |" in text
-    assert "| cutmix | float32 | 4×3×8² | inplace | batch | 1.00 | 1.20 | 1.40 | 3.00 | – | – |" in text
+    assert (
+        "| cutmix | float32 | 4×3×8² | inplace | batch | 1.00 | 1.20 | 1.40 | 3.00 | – | – |"
+        in text
+    )
     assert "| t | 4x3x8x8 | yes | 1.2 | x |" in text
     assert text.count("| cutmix") == 1  # only batchmix rows
     summary = module.summary(data, batch=4, size=8)

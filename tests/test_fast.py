@@ -281,6 +281,24 @@ class TestIndexRows:
         assert compiled.dtype == eager.dtype == dtype
         assert torch.equal(compiled, eager)
 
+    def test_rows_are_written_whole_over_uninitialised_memory(self) -> None:
+        # The rows come from torch.empty: the loop itself must zero every other class.
+        from batchmix import _loops
+
+        labels, index = torch.tensor([0, 4, 1, 1]), torch.tensor([3, 0, 1, 2])
+        wa = torch.tensor([0.75, 0.5, 1.0, 0.25]).numpy()
+        wb = (1 - torch.tensor([0.75, 0.5, 1.0, 0.25])).numpy()
+        rows = torch.full((4, 5), float("nan"))
+        assert _loops.index_rows(labels.numpy(), index.numpy(), wa, wb, rows.numpy())
+        expected = F.mix_labels(F.one_hot(labels, 5), index, torch.from_numpy(wa).double())
+        assert torch.equal(rows, expected)
+        # Invalid labels leave the memory as it was.
+        stale = torch.full((4, 5), float("nan"))
+        assert not _loops.index_rows(
+            torch.tensor([0, 5, 1, 1]).numpy(), index.numpy(), wa, wb, stale.numpy()
+        )
+        assert stale.isnan().all()
+
     def test_labels_the_loops_do_not_take(self) -> None:
         index = torch.tensor([1, 2, 0])
         for labels in (torch.tensor([0, 5, 1]), torch.tensor([0, -1, 1])):

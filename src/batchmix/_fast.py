@@ -189,7 +189,7 @@ def index_rows(
     weights = _mixup_weights(lam, batch, weight_type, False)
     if weights is None:
         return None
-    rows = torch.zeros((batch, num_classes), dtype=dtype)
+    rows = torch.empty((batch, num_classes), dtype=dtype)  # zeroed by the loop, row by row
     own, partners = labels.contiguous().numpy(), index.contiguous().numpy()
     try:
         written = loops.index_rows(own, partners, *weights, rows.numpy())

@@ -113,15 +113,18 @@ def boxes_inside(boxes, height, width):  # type: ignore[no-untyped-def]
 
 @njit(cache=True, nogil=True)
 def index_rows(labels, index, wa, wb, rows):  # type: ignore[no-untyped-def]
-    """Adds ``wa[i]`` at class ``labels[i]`` and then ``wb[i]`` at ``labels[index[i]]`` to
-    row ``i`` of the zeroed ``(B, K)`` ``rows``; ``False`` (nothing written) unless every
-    label is in ``[0, K)`` and every index in ``[0, B)``."""
+    """Zeroes row ``i`` of the ``(B, K)`` ``rows`` (uninitialised memory is fine), then adds
+    ``wa[i]`` at class ``labels[i]`` and ``wb[i]`` at ``labels[index[i]]``; ``False`` (nothing
+    written) unless every label is in ``[0, K)`` and every index in ``[0, B)``."""
     n, classes = rows.shape
     if not index_inside(labels, classes) or not index_inside(index, n):
         return False
     for i in range(n):
-        rows[i, labels[i]] += wa[i]
-        rows[i, labels[index[i]]] += wb[i]
+        row = rows[i]
+        for k in range(classes):
+            row[k] = 0
+        row[labels[i]] += wa[i]
+        row[labels[index[i]]] += wb[i]
     return True
 
 
