@@ -34,8 +34,9 @@ def markdown(data: dict[str, Any]) -> str:
         f"torch {machine['torch']} with {machine['torch_threads']} intra-op thread(s), "
         f"{machine['date'][:10]}, transparent huge pages {_thp(machine)}. Medians of "
         'interleaved rounds; "× floor" compares with a '
-        "preallocated copy of the bytes the operation must touch, moved by torch's strided op "
-        "or a compiled row loop, whichever was faster, at the places batchmix's own draws put the "
+        "preallocated copy of the bytes the operation must touch, moved by torch's strided ops "
+        "or one of two compiled loops, whichever was fastest, at the places batchmix's own draws "
+        "put the "
         'boxes ("× centred floor": one centred box of their mean area at every call, the '
         "floor of earlier versions, for reference; see benchmarks/README.md); the "
         "torchvision and timm columns are their time divided by batchmix's, torchvision on the "
