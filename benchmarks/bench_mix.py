@@ -23,22 +23,26 @@ What is timed, per group (device, dtype, batch B, image side S, operation):
   path ``inplace``. It is tried on uint8 too; what it refuses is recorded as unsupported.
 * ``floor``: a preallocated copy of exactly the bytes the operation must touch.
 
-  - CutMix in place: for every sample, copy its partner's pixels in its box from one
-    preallocated batch into another. The k-th timed call uses the boxes and partners that
-    batchmix draws after seed k (every batchmix and floor measurement makes one call with each
-    of the 16 pinned seeds), so the floor moves the same bytes at the same places.
+  - CutMix in place: for every sample, copy its partner's pixels in its box to its own box,
+    within one preallocated batch (the in-place call works within its batch). The k-th timed
+    call uses the boxes and partners that batchmix draws after seed k (every batchmix and
+    floor measurement makes one call with each of the 16 pinned seeds), so the floor moves the
+    same bytes at the same places.
   - CutOut in place: fill the boxes batchmix's CutOut draws (side S/2 at 224 px, 16 px at
     32 px, clipped to the image), likewise per seed.
-  - Both box floors are timed three ways, with torch's strided ``copy_``/``fill_`` (one op for
-    the batch when all boxes agree, else one per sample) and with two compiled loops (a slice
-    per box row, and an element loop over flat samples, faster for short rows); each row is
-    compared with the fastest.
+  - Both box floors are timed two ways, with a compiled loop that copies or fills each box row
+    element by element (as batchmix's own loops do) and with torch's strided ``copy_``/``fill_``
+    (one op per sample, or one for the batch when all boxes agree, then from another batch,
+    since torch refuses copies between overlapping views); each row is compared with the
+    faster.
   - For reference only, the box floors are also timed on one centred box of the draws' mean
-    area (``centred`` variants, ``ratio_to_centred_floor``). Those rewrite the same bytes at
-    every call, which stay in cache; the draws' boxes move from call to call. Measured here,
-    the same fill loop over 256×3×224² float32 took 2.1 ms per call repeating one seed's boxes
-    and 6.0 ms going through the 16 seeds' boxes, with equal areas.
-  - MixUp (both paths): ``torch.add(a, b, out=c)`` over the batch, two reads and one write.
+    area, copied from another batch (``centred`` variants, ``ratio_to_centred_floor``): the
+    floor of earlier versions. It rewrites the same bytes at every call, which stay in cache;
+    the draws' boxes move from call to call. Measured apart (not by this script), the same
+    fill loop over 256×3×224² float32 took 2.1 ms per call repeating one seed's boxes and
+    6.0 ms going through the 16 seeds' boxes, with equal areas.
+  - MixUp: two reads and one write of the batch, ``torch.add(a, b, out=a)`` in place (as the
+    in-place call writes over what it reads) and ``torch.add(a, b, out=c)`` out of place.
   - CutMix and CutOut out of place: ``c.copy_(a)``, one read and one write of the batch, which
     every out-of-place call must do at least (the allocation of the output is not part of it).
 
@@ -157,7 +161,8 @@ class Candidate:
     skip: str | None = None
     times: list[float] = field(default_factory=list)
     calls: int = 0
-    #: Floors: how the bytes are moved ("torch" strided op, or a compiled "loop" of rows).
+    #: Floors: how the bytes are moved ("torch" strided ops, a compiled "loop" of rows, and
+    #: their "centred ..." references).
     variant: str = ""
 
 
@@ -216,27 +221,37 @@ def mean_box_area(transform: Any, batch: int, height: int, width: int) -> float:
 
 @functools.cache
 def _row_loops() -> dict[str, Callable[..., None]]:
-    """Compiled loops that copy or fill boxes row by row: the floor's bytes moved without
-    torch's per-call cost for strided views (their fastest way here, for short rows). One box
-    for every sample (``copy_box``, ``fill_box``), or each sample's own box, copied from its
-    partner's pixels at the same place (``copy_boxes``, ``fill_boxes``; the ``_flat`` ones
-    loop over elements of flat samples, faster on short rows). Compiled once per process
-    (Numba is a batchmix dependency)."""
+    """Compiled loops that copy or fill boxes row by row, element by element: the floor's bytes
+    moved without torch's per-call cost for strided views, written as batchmix's own loops
+    write a row (Numba's slice assignment was 2–3 times slower on these rows). One box for
+    every sample (``copy_box``, ``fill_box``), or each sample's own box, copied from its
+    partner's pixels at the same place (``copy_boxes``, ``fill_boxes``); ``src`` may be
+    ``dst``. Compiled once per process (Numba is a batchmix dependency)."""
     from numba import njit
+
+    @njit(cache=False, nogil=True, inline="always")
+    def copy_row(src, dst):  # type: ignore[no-untyped-def]
+        for k in range(dst.shape[0]):
+            dst[k] = src[k]
+
+    @njit(cache=False, nogil=True, inline="always")
+    def fill_row(dst, value):  # type: ignore[no-untyped-def]
+        for k in range(dst.shape[0]):
+            dst[k] = value
 
     @njit(cache=False, nogil=True)
     def copy_box(src, dst, x1, y1, x2, y2):  # type: ignore[no-untyped-def]
         for i in range(src.shape[0]):
             for c in range(src.shape[1]):
                 for y in range(y1, y2):
-                    dst[i, c, y, x1:x2] = src[i, c, y, x1:x2]
+                    copy_row(src[i, c, y, x1:x2], dst[i, c, y, x1:x2])
 
     @njit(cache=False, nogil=True)
     def fill_box(dst, x1, y1, x2, y2, value):  # type: ignore[no-untyped-def]
         for i in range(dst.shape[0]):
             for c in range(dst.shape[1]):
                 for y in range(y1, y2):
-                    dst[i, c, y, x1:x2] = value
+                    fill_row(dst[i, c, y, x1:x2], value)
 
     @njit(cache=False, nogil=True)
     def copy_boxes(src, dst, index, boxes):  # type: ignore[no-untyped-def]
@@ -245,7 +260,7 @@ def _row_loops() -> dict[str, Callable[..., None]]:
             x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
             for c in range(dst.shape[1]):
                 for y in range(y1, y2):
-                    dst[i, c, y, x1:x2] = src[j, c, y, x1:x2]
+                    copy_row(src[j, c, y, x1:x2], dst[i, c, y, x1:x2])
 
     @njit(cache=False, nogil=True)
     def fill_boxes(dst, boxes, value):  # type: ignore[no-untyped-def]
@@ -253,41 +268,13 @@ def _row_loops() -> dict[str, Callable[..., None]]:
             x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
             for c in range(dst.shape[1]):
                 for y in range(y1, y2):
-                    dst[i, c, y, x1:x2] = value
-
-    @njit(cache=False, nogil=True)
-    def copy_boxes_flat(src, dst, index, boxes):  # type: ignore[no-untyped-def]
-        n, channels, height, width = dst.shape
-        flat_src, flat_dst = src.reshape(n, -1), dst.reshape(n, -1)
-        for i in range(n):
-            own, partner = flat_dst[i], flat_src[index[i]]
-            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
-            for c in range(channels):
-                for y in range(y1, y2):
-                    start = (c * height + y) * width
-                    for k in range(start + x1, start + x2):
-                        own[k] = partner[k]
-
-    @njit(cache=False, nogil=True)
-    def fill_boxes_flat(dst, boxes, value):  # type: ignore[no-untyped-def]
-        n, channels, height, width = dst.shape
-        flat_dst = dst.reshape(n, -1)
-        for i in range(n):
-            own = flat_dst[i]
-            x1, y1, x2, y2 = boxes[i, 0], boxes[i, 1], boxes[i, 2], boxes[i, 3]
-            for c in range(channels):
-                for y in range(y1, y2):
-                    start = (c * height + y) * width
-                    for k in range(start + x1, start + x2):
-                        own[k] = value
+                    fill_row(dst[i, c, y, x1:x2], value)
 
     return {
         "copy_box": copy_box,
         "fill_box": fill_box,
         "copy_boxes": copy_boxes,
         "fill_boxes": fill_boxes,
-        "copy_boxes_flat": copy_boxes_flat,
-        "fill_boxes_flat": fill_boxes_flat,
     }
 
 
@@ -372,16 +359,17 @@ def build_candidates(
     def box_floors(path: str, mode: str, transform: Any, fill: bool) -> None:
         """The in-place floors of one mode. Each timed call k moves the bytes of the boxes
         ``transform`` draws after seed k, at their places: every sample's box filled (CutOut)
-        or copied from its partner's pixels (CutMix), from ``x`` into ``buf``; by torch's
-        strided ops (one per batch when the boxes agree, else one per sample) and by two
-        compiled loops (a slice per box row, or an element loop over flat samples, faster for
-        short rows). Rows are compared with the fastest. A centred box of the draws' mean area,
-        the same at every call (variants ``centred torch`` and ``centred loop``), is timed
-        beside them for reference only: it rewrites the same bytes at every call, which stay
-        in cache, while the draws' boxes move from call to call."""
+        or copied from its partner's box (CutMix) within ``buf``, as the in-place call works
+        within its one batch. Timed two ways, rows compared with the faster: a compiled loop
+        (``loop``), and torch's strided ops (``torch``: one per sample, or, when the batch
+        shares one box, one op for the batch, from ``x`` into ``buf``, since torch refuses a
+        copy between overlapping views of one tensor). A centred box of the draws' mean area,
+        the same at every call, copied from ``x`` into ``buf`` (variants ``centred torch`` and
+        ``centred loop``), is timed beside them for reference only: it rewrites the same bytes
+        at every call, which stay in cache, while the draws' boxes move from call to call."""
         draws = pinned_draws(transform, batch, side, side)
         area = statistics.fmean(_box_area(d.boxes, side, side) for d in draws)
-        torch_calls, loop_calls, flat_calls = [], [], []
+        torch_calls, loop_calls = [], []
         src_pixels, dst_pixels = _pixel_view(x), _pixel_view(buf)
         for draw in draws:
             x1, y1, x2, y2 = (int(v) for v in draw.boxes[0])
@@ -397,7 +385,7 @@ def build_candidates(
                 )
             else:
                 views = [
-                    (buf[i, :, b[1] : b[3], b[0] : b[2]], x[j, :, b[1] : b[3], b[0] : b[2]])
+                    (buf[i, :, b[1] : b[3], b[0] : b[2]], buf[j, :, b[1] : b[3], b[0] : b[2]])
                     for i, (j, b) in enumerate(
                         zip(draw.index.tolist(), draw.boxes.tolist(), strict=True)
                     )
@@ -406,22 +394,13 @@ def build_candidates(
             if loops is not None:
                 if fill:
                     loop_calls.append(lambda d=draw: loops["fill_boxes"](dst_pixels, d.boxes, 0))
-                    flat_calls.append(
-                        lambda d=draw: loops["fill_boxes_flat"](dst_pixels, d.boxes, 0)
-                    )
                 else:
                     loop_calls.append(
-                        lambda d=draw: loops["copy_boxes"](src_pixels, dst_pixels, d.index, d.boxes)
-                    )
-                    flat_calls.append(
-                        lambda d=draw: loops["copy_boxes_flat"](
-                            src_pixels, dst_pixels, d.index, d.boxes
-                        )
+                        lambda d=draw: loops["copy_boxes"](dst_pixels, dst_pixels, d.index, d.boxes)
                     )
         add("floor", path, mode, torch_calls, variant="torch")
         if loop_calls:
             add("floor", path, mode, loop_calls, variant="loop")
-            add("floor", path, mode, flat_calls, variant="flat loop")
         x1, y1, x2, y2 = _centred_box(area, side, side)
         src, dst = x[..., y1:y2, x1:x2], buf[..., y1:y2, x1:x2]
         if fill:
@@ -466,7 +445,9 @@ def build_candidates(
             add("floor", "out-of-place", "-", lambda: buf.copy_(x), variant="torch")
             info.update(floor_inplace="box copy", floor_out_of_place="batch copy")
         else:
-            add("floor", "inplace", "-", lambda: torch.add(x, work, out=buf), variant="torch")
+            # In place, the batch is read twice and written over one of the two; out of place,
+            # the output is a third batch.
+            add("floor", "inplace", "-", lambda: torch.add(buf, x, out=buf), variant="torch")
             add("floor", "out-of-place", "-", lambda: torch.add(x, work, out=buf), variant="torch")
             info.update(floor_inplace="add (2 reads, 1 write)")
             info.update(floor_out_of_place="add (2 reads, 1 write)")

@@ -85,7 +85,7 @@ class TestBenchmark:
         variants = {
             r["variant"] for r in result["rows"] if r["library"] == "floor" and r["op"] == "cutout"
         }
-        assert variants == {"torch", "loop", "flat loop", "centred torch", "centred loop"}
+        assert variants == {"torch", "loop", "centred torch", "centred loop"}
 
     def test_batchmix_rows_have_ratios(self, result: dict[str, Any]) -> None:
         rows = result["rows"]
@@ -162,29 +162,32 @@ class TestBenchmark:
         self, op: str, mode: str, dtype: torch.dtype
     ) -> None:
         # The k-th call of a box floor writes the boxes that batchmix's k-th in-place call
-        # writes (seed k), no more and no fewer, and the loop takes the same partners' pixels.
+        # writes (seed k), no more and no fewer, within one batch as batchmix does, and its
+        # loop copies each box from the partner batchmix uses.
         import batchmix
 
-        batch, side = 6, 16
+        batch, side = 6, 24
         x, y, work, buf = bench.build_inputs("cpu", dtype, batch, side)
-        x.clamp_(min=1) if dtype == torch.uint8 else x.add_(0.5)  # no zeros: writes show
+        for i in range(batch):  # every sample one value of its own: any write from another shows
+            x[i] = i + 1
         cands, _ = bench.build_candidates(op, x, y, work, buf)
         ours = next(
             c for c in cands if (c.library, c.path, c.mode) == ("batchmix", "inplace", mode)
         )
-        floors = [
-            c
+        floors = {
+            c.variant: c
             for c in cands
             if (c.library, c.path, c.mode) == ("floor", "inplace", mode)
             and not c.variant.startswith("centred")
-        ]
-        assert {c.variant for c in floors} == {"torch", "loop", "flat loop"}
+        }
+        assert set(floors) == {"torch", "loop"}
         transform = (
             batchmix.CutOut(size=bench._cutout_size(side))
             if op == "cutout"
             else batchmix.CutMix(num_classes=bench.NUM_CLASSES, mode=mode)
         )
         draws = bench.pinned_draws(transform, batch, side, side)
+        loops = bench._row_loops()
         for k in (0, 5, 15):
             boxes, index = torch.from_numpy(draws[k].boxes), torch.from_numpy(draws[k].index)
             rows, cols = torch.arange(side).view(-1, 1), torch.arange(side).view(1, -1)
@@ -193,30 +196,58 @@ class TestBenchmark:
                 for x1, y1, x2, y2 in boxes.tolist()
             ]
             mask = torch.stack(inside).unsqueeze(1).expand_as(x)
-            assert mask.any()
+            assert mask.any() and not mask.all()
             work.copy_(x)
             bench._seed(k)
             assert callable(ours.call)
             ours.call()
             source = torch.zeros_like(x) if op == "cutout" else x[index]
             assert torch.equal(work, torch.where(mask, source, x)), k  # the draw is batchmix's
-            for floor in floors:
+            # The loop, from a separate source: exactly batchmix's result.
+            out = x.clone()
+            if op == "cutout":
+                loops["fill_boxes"](bench._pixel_view(out), draws[k].boxes, 0)
+            else:
+                loops["copy_boxes"](
+                    bench._pixel_view(x), bench._pixel_view(out), draws[k].index, draws[k].boxes
+                )
+            assert torch.equal(out, work), k
+            # The timed calls work within buf, sample after sample, so a box may come from a
+            # partner whose box was written before: the same as doing so step by step here.
+            within = x.clone()
+            pairs = zip(index.tolist(), boxes.tolist(), strict=True)
+            for i, (j, (x1, y1, x2, y2)) in enumerate(pairs):
+                part = 0 if op == "cutout" else within[j, :, y1:y2, x1:x2]
+                within[i, :, y1:y2, x1:x2] = part
+            for variant, floor in floors.items():
                 assert isinstance(floor.call, list) and len(floor.call) == bench.MAX_CALLS
-                buf.fill_(0 if op == "cutmix" else 1)
+                buf.copy_(x)
                 floor.call[k]()
-                written = buf != 0 if op == "cutmix" else buf == 0
-                assert torch.equal(written, mask), (floor.variant, k)
-                if floor.variant.endswith("loop") or op == "cutout" or mode == "sample":
-                    assert torch.equal(buf[mask], work[mask]), (floor.variant, k)
-                else:  # one strided copy of each sample's own box: the same bytes moved
-                    assert torch.equal(buf[mask], x[mask]), (floor.variant, k)
+                if op == "cutmix" and variant == "torch" and mode == "batch":
+                    # One strided copy of each sample's own box, from x: the same bytes moved.
+                    assert torch.equal(buf, x)
+                else:
+                    assert torch.equal(buf, within), (variant, k)
+
+    def test_calls_pair_seed_k_with_the_kth_callable(self) -> None:
+        seen: list[tuple[int, int]] = []
+        calls = [lambda k=k: seen.append((k, torch.initial_seed())) for k in range(4)]
+        bench.time_calls(calls, 4, lambda: None)
+        assert seen == [(0, 0), (1, 1), (2, 2), (3, 3)]
 
     def test_warm_pass_precedes_every_measurement(self) -> None:
-        seeds: list[int] = []
-        cand = bench.Candidate("cutmix", "floor", "inplace", "-", lambda: seeds.append(0))
-        cand.calls = 3
-        bench.run_rounds([cand], 2, lambda: None)
-        assert len(seeds) == 12 and len(cand.times) == 2  # 2 rounds of (3 untimed, 3 timed)
+        events: list[str] = []
+
+        def candidate(name: str) -> Any:
+            cand = bench.Candidate("cutmix", name, "inplace", "-", lambda: events.append(name))
+            cand.calls = 2
+            return cand
+
+        first, second = candidate("batchmix"), candidate("floor")
+        bench.run_rounds([first, second], 2, lambda: None)
+        # Each candidate's timed calls come right after its own untimed ones, in every round.
+        assert events == ["batchmix"] * 4 + ["floor"] * 4 + ["floor"] * 4 + ["batchmix"] * 4
+        assert len(first.times) == len(second.times) == 2
 
     def test_targets_read_their_rows_the_right_way(self) -> None:
         def row(**values: Any) -> dict[str, Any]:
