@@ -71,3 +71,56 @@ def test_cutout_boxes_are_drawn_on_the_cpu_whatever_the_default_device() -> None
         boxes = sampling.cutout_boxes(4, 8, 16, 16, a)
     assert boxes.device.type == "cpu"
     assert torch.equal(boxes, sampling.cutout_boxes(4, 8, 16, 16, b))
+
+
+def _cutmix_boxes_in_torch(
+    lam: torch.Tensor, height: int, width: int, generator: torch.Generator
+) -> torch.Tensor:
+    """cutmix_boxes written with torch ops throughout: the formula the NumPy path must match."""
+    n = lam.shape[0]
+    cx = torch.randint(width, (n,), generator=generator)
+    cy = torch.randint(height, (n,), generator=generator)
+    ratio = 0.5 * torch.sqrt(1.0 - lam.to(torch.float64))
+    half_w = (ratio * width).floor().long()
+    half_h = (ratio * height).floor().long()
+    return torch.stack(
+        [
+            (cx - half_w).clamp(min=0),
+            (cy - half_h).clamp(min=0),
+            (cx + half_w).clamp(max=width),
+            (cy + half_h).clamp(max=height),
+        ],
+        dim=1,
+    )
+
+
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(0, 300),
+    height=st.integers(1, 300),
+    width=st.integers(1, 300),
+    float32=st.booleans(),
+)
+def test_cutmix_boxes_match_the_torch_formula(
+    seed: int, n: int, height: int, width: int, float32: bool
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    lam = torch.rand(n, dtype=torch.float64, generator=g)
+    edges = torch.tensor([0.0, 1.0, 0.5, 0.75, 1e-300], dtype=torch.float64)
+    lam[: min(n, 5)] = edges[: min(n, 5)]
+    lam = lam.float() if float32 else lam
+    ours = sampling.cutmix_boxes(lam, height, width, torch.Generator().manual_seed(seed))
+    reference = _cutmix_boxes_in_torch(lam, height, width, torch.Generator().manual_seed(seed))
+    assert ours.dtype == torch.int64 and ours.shape == (n, 4)
+    assert torch.equal(ours, reference)
+
+
+@given(seed=st.integers(0, 2**31), height=st.integers(1, 300), width=st.integers(1, 300))
+def test_box_area_fraction_matches_the_torch_formula(seed: int, height: int, width: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    boxes = sampling.cutmix_boxes(torch.rand(50, generator=g), height, width, g)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    reference = area.to(torch.float64) / float(height * width)
+    assert torch.equal(sampling.box_area_fraction(boxes, height, width), reference)
+    # Other dtypes take the torch formula itself.
+    assert torch.equal(sampling.box_area_fraction(boxes.int(), height, width), reference)

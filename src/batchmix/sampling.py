@@ -176,12 +176,20 @@ def cutmix_boxes(
     """
     n = lam.shape[0]
     if box_range is None:
-        cx = torch.randint(width, (n,), generator=generator)
-        cy = torch.randint(height, (n,), generator=generator)
-        ratio = 0.5 * torch.sqrt(1.0 - lam.to(torch.float64))
-        half_w = (ratio * width).floor().long()
-        half_h = (ratio * height).floor().long()
-        return _clip_boxes(cy, cx, half_h, half_w, height, width)
+        cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
+        cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
+        # NumPy on a few hundred numbers costs a fraction of torch's per-op cost; the float64
+        # arithmetic (a correctly rounded square root, products, floors) is the same.
+        lam64 = lam.detach().to(device="cpu", dtype=torch.float64).numpy()
+        ratio = 0.5 * np.sqrt(1.0 - lam64)
+        half_w = np.floor(ratio * width).astype(np.int64)
+        half_h = np.floor(ratio * height).astype(np.int64)
+        boxes = np.empty((4, n), dtype=np.int64)
+        np.maximum(cx - half_w, 0, out=boxes[0])
+        np.maximum(cy - half_h, 0, out=boxes[1])
+        np.minimum(cx + half_w, width, out=boxes[2])
+        np.minimum(cy + half_h, height, out=boxes[3])
+        return torch.from_numpy(boxes.T.copy())
     lo, hi = box_range
     cut_h = _uniform_int(int(lo * height), int(hi * height), n, generator)
     cut_w = _uniform_int(int(lo * width), int(hi * width), n, generator)
@@ -242,6 +250,10 @@ def cutout_boxes(
 
 def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
     """Share of the image covered by each box, float64 of shape ``(n,)``."""
+    if boxes.device.type == "cpu" and boxes.dtype == torch.int64 and not boxes.requires_grad:
+        b = boxes.numpy()  # the same integer areas and float64 division, at NumPy's per-op cost
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        return torch.from_numpy(area.astype(np.float64) / float(height * width))
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     return area.to(torch.float64) / float(height * width)
 

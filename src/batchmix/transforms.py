@@ -552,6 +552,9 @@ class _PairMixer(_BatchTransform):
         self, batch_size: int, generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor] | None:
         """Apply decisions and λ: ``(applied, lam)`` of length 1 (batch mode) or B, or ``None``."""
+        if self._always_applied():  # nothing to draw or mask (sampling.bernoulli draws nothing)
+            count = 1 if self.mode == "batch" else batch_size
+            return torch.ones(count, dtype=torch.bool), sampling.beta(self.alpha, count, generator)
         applied = self._draw_applied_for_mode(batch_size, generator)
         if applied is None:
             return None
@@ -771,7 +774,8 @@ class CutMix(_PairMixer):
         applied, lam = drawn
         index = self._partners(batch_size, generator)
         boxes = sampling.cutmix_boxes(lam, height, width, generator, self.box_range)
-        boxes[~applied] = 0
+        if not self._always_applied():
+            boxes[~applied] = 0
         if self.correct_lam or self.box_range is not None:
             lam = 1.0 - sampling.box_area_fraction(boxes, height, width)
         if self.mode == "batch":
