@@ -35,10 +35,10 @@ def markdown(data: dict[str, Any]) -> str:
         f"{machine['date'][:10]}, transparent huge pages {_thp(machine)}. Medians of "
         'interleaved rounds; "× floor" compares with a '
         "preallocated copy of the bytes the operation must touch, moved by torch's strided ops "
-        "or one of two compiled loops, whichever was fastest, at the places batchmix's own draws "
-        "put the "
-        'boxes ("× centred floor": one centred box of their mean area at every call, the '
-        "floor of earlier versions, for reference; see benchmarks/README.md); the "
+        "or a compiled loop, whichever was faster; in place, within one batch and at the places "
+        'batchmix\'s own draws put the boxes ("× centred floor": one centred box of their mean '
+        "area at every call, copied from another batch, the floor of earlier versions, for "
+        "reference; see benchmarks/README.md and the notes below); the "
         "torchvision and timm columns are their time divided by batchmix's, torchvision on the "
         "same path where it has one (CutOut in place: `RandomErasing(inplace=True)`), else out "
         "of place. Only ratios measured in the same run mean anything on a shared machine.",
