@@ -36,7 +36,8 @@ What is timed, per group (device, dtype, batch B, image side S, operation):
     since torch refuses copies between overlapping views); each row is compared with the
     faster.
   - For reference only, the box floors are also timed on one centred box of the draws' mean
-    area, copied from another batch (``centred`` variants, ``ratio_to_centred_floor``): the
+    area, copied from another batch or filled (``centred`` variants,
+    ``ratio_to_centred_floor``): the
     floor of earlier versions. It rewrites the same bytes at every call, which stay in cache;
     the draws' boxes move from call to call. Measured apart (not by this script), the same
     fill loop over 256×3×224² float32 took 2.1 ms per call repeating one seed's boxes and
@@ -73,7 +74,11 @@ ops whose output is a new image-sized storage, seen through a dispatch mode.
 
 End to end: a DataLoader (2 workers, batch 64) over a generated ImageFolder of JPEGs decoded to
 uint8, with ``default_collate`` against ``MixCollate(CutMix)`` and ``MixCollate(MixUp)``; epochs
-are interleaved and the loss of throughput is reported in percent.
+are interleaved and the loss of throughput is reported in percent. Since two workers on two
+shared cores vary by up to 20% between rounds, the CPU time of each collate is also measured
+inside a DataLoader worker (``time.thread_time``), on channels-last and on contiguous samples,
+with ``MixCollate`` with mixing switched off beside them, and the loss that CPU time implies
+for CPU-bound workers is reported (``modelled_loss_percent``).
 
 Run ``python benchmarks/bench_mix.py --out out/bench.json`` (``--quick`` for a short run).
 """
@@ -223,7 +228,8 @@ def mean_box_area(transform: Any, batch: int, height: int, width: int) -> float:
 def _row_loops() -> dict[str, Callable[..., None]]:
     """Compiled loops that copy or fill boxes row by row, element by element: the floor's bytes
     moved without torch's per-call cost for strided views, written as batchmix's own loops
-    write a row (Numba's slice assignment was 2–3 times slower on these rows). One box for
+    write a row (slice-assignment loops took 2.5–6 times as long on these boxes, measured
+    apart). One box for
     every sample (``copy_box``, ``fill_box``), or each sample's own box, copied from its
     partner's pixels at the same place (``copy_boxes``, ``fill_boxes``); ``src`` may be
     ``dst``. Compiled once per process (Numba is a batchmix dependency)."""
