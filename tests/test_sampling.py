@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchmix import sampling
+from batchmix import _fast, sampling
 
 
 def _pair(seed: int) -> tuple[torch.Generator, torch.Generator]:
@@ -124,3 +127,104 @@ def test_box_area_fraction_matches_the_torch_formula(seed: int, height: int, wid
     assert torch.equal(sampling.box_area_fraction(boxes, height, width), reference)
     # Other dtypes take the torch formula itself.
     assert torch.equal(sampling.box_area_fraction(boxes.int(), height, width), reference)
+
+
+# The compiled Beta draws: NumPy's values, bit for bit, over the seeds the mixers draw
+# ([0, 2**62)), across the range of α the loops take (tiny α reaches the logarithm branch,
+# where a power underflows), and NumPy's own answer outside it.
+_SEEDS = st.integers(0, 2**62 - 1) | st.sampled_from([0, 1, 2**32 - 1, 2**32, 2**62 - 1])
+_ALPHAS = (
+    st.floats(1e-100, 1.0)
+    | st.sampled_from([1.0, 0.2, 0.4, 1e-3, 1e-100, float.fromhex("0x1.fffffffffffffp-1")])
+    | st.floats(1e-6, 1e-2)
+)
+
+
+@given(seed=_SEEDS)
+def test_seed_words_are_numpys_seed_sequence_state(seed: int) -> None:
+    from batchmix import _loops
+
+    expected = np.random.SeedSequence(seed).generate_state(4, np.uint64)
+    assert np.array_equal(_loops.seed_words(seed), expected)
+
+
+@given(seed=_SEEDS, alpha=_ALPHAS, n=st.integers(0, 40))
+def test_compiled_beta_draws_are_numpys(seed: int, alpha: float, n: int) -> None:
+    expected = np.random.default_rng(seed).beta(alpha, alpha, size=n)
+    values = _fast.beta_draws(alpha, n, seed)
+    assert values is not None
+    assert values.dtype == np.float64
+    assert np.array_equal(values, expected)
+    if n:
+        assert _fast.beta_draw(alpha, seed) == expected[0]
+
+
+def test_compiled_beta_draws_reach_the_logarithm_branch() -> None:
+    """With α = 0.001 a power underflows in about half the draws; the values there are NumPy's
+    too (an earlier formula, log(exp(a) + exp(b)), was a unit in the last place off)."""
+    from batchmix import _loops
+
+    seeds = range(300)
+    underflows = 0
+    for seed in seeds:
+        expected = np.random.default_rng(seed).beta(1e-3, 1e-3, size=6)
+        values = np.empty(6)
+        _loops.beta_draws(seed, 1e-3, values)
+        assert np.array_equal(values, expected), seed
+        underflows += int(((expected > 0) & (expected < 1e-300)).sum())
+    assert underflows > 0  # values below the smallest power that does not underflow
+
+
+@pytest.mark.parametrize("alpha", [2.0, 1.0 + 2**-52, 1e-101, 0.0, float("nan")])
+def test_compiled_beta_draws_leave_other_alphas_to_numpy(alpha: float) -> None:
+    assert _fast.beta_draws(alpha, 3, 7) is None
+    assert _fast.beta_draw(alpha, 7) is None
+
+
+@given(seed=st.integers(0, 2**32), alpha=st.sampled_from([0.2, 1.0, 2.5, 1e-120]))
+def test_beta_draws_numpys_values_with_and_without_the_loops(seed: int, alpha: float) -> None:
+    a, b = _pair(seed)
+    expected_seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(seed)))
+    expected = np.random.default_rng(expected_seed).beta(alpha, alpha, size=5)
+    assert np.array_equal(sampling.beta(alpha, 5, a).numpy(), expected)
+    _fast.ENABLED = False
+    try:
+        assert np.array_equal(sampling.beta(alpha, 5, b).numpy(), expected)
+        assert torch.equal(a.get_state(), b.get_state())
+    finally:
+        _fast.ENABLED = True
+
+
+@given(seed=st.integers(0, 2**32), high=st.integers(1, 2**62) | st.sampled_from([1, 2, 224]))
+def test_randint_one_is_torch_randint(seed: int, high: int) -> None:
+    a, b = _pair(seed)
+    for _ in range(3):
+        assert sampling.randint_one(high, a) == int(torch.randint(high, (1,), generator=b))
+    assert torch.equal(a.get_state(), b.get_state())
+
+
+def test_randint_one_draws_from_the_global_rng_without_a_generator() -> None:
+    torch.manual_seed(3)
+    first = sampling.randint_one(1000, None)
+    torch.manual_seed(3)
+    assert first == int(torch.randint(1000, (1,)))
+
+
+def test_randint_one_keeps_a_scratch_per_thread() -> None:
+    """Threads drawing at once each get their own generator's values."""
+    results: dict[int, list[int]] = {}
+    barrier = threading.Barrier(4)
+
+    def draw(k: int) -> None:
+        generator = torch.Generator().manual_seed(k)
+        barrier.wait()
+        results[k] = [sampling.randint_one(2**40, generator) for _ in range(2000)]
+
+    threads = [threading.Thread(target=draw, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(4):
+        expected = torch.randint(2**40, (2000,), generator=torch.Generator().manual_seed(k))
+        assert results[k] == expected.tolist()

@@ -165,6 +165,36 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     return _run(loops, "mixup", src, dst, partners, *weights, inplace, block, rounding)
 
 
+# Beta(α, α) draws are compiled for α in this range (NumPy's Jöhnk branch; below it NumPy
+# switches to another method for tiny α).
+_BETA_COMPILED = (1e-100, 1.0)
+
+
+def _beta_loops(alpha: float, seed: int) -> ModuleType | None:
+    low, high = _BETA_COMPILED
+    if not (ENABLED and low <= alpha <= high and 0 <= seed < 1 << 63):
+        return None
+    return _loops()
+
+
+def beta_draws(alpha: float, n: int, seed: int) -> np.ndarray | None:
+    """``np.random.default_rng(seed).beta(alpha, alpha, size=n)`` computed by a compiled loop,
+    the same values bit for bit; ``None`` where the loop does not apply (α outside
+    ``_BETA_COMPILED``, a seed outside ``[0, 2**63)``, no loops), for the caller to ask NumPy."""
+    loops = _beta_loops(alpha, seed)
+    if loops is None:
+        return None
+    values = np.empty(n, dtype=np.float64)
+    loops.beta_draws(seed, float(alpha), values)
+    return values
+
+
+def beta_draw(alpha: float, seed: int) -> float | None:
+    """``beta_draws(alpha, 1, seed)[0]`` as a Python float (``None`` likewise)."""
+    loops = _beta_loops(alpha, seed)
+    return None if loops is None else float(loops.beta_draw(seed, float(alpha)))
+
+
 def indices_inside(labels: Tensor, high: int) -> bool:
     """Whether the int64 CPU ``labels`` all lie in ``[0, high)``; ``False`` also when the loops
     cannot tell (other dtypes or devices), for the caller to check itself."""

@@ -13,6 +13,9 @@ loops build a batch from separate sample tensors (given by address, all of one s
 which the caller keeps alive), as :class:`batchmix.MixCollate` does instead of stacking them
 first; they also turn channels-last samples (``(C, H, W)`` views of ``(H, W, C)`` images, as
 ``pil_to_tensor`` returns them) into the ``(B, C, H, W)`` batch.
+
+The last section draws λ: NumPy's Beta(α, α) values for a seed (``beta_draws``), computed
+without building a NumPy generator, whose set-up costs more than the rest of a small call.
 """
 
 from __future__ import annotations
@@ -401,3 +404,158 @@ def fill_boxes(dst, boxes, value):  # type: ignore[no-untyped-def]
                 row = dst[i, c, y, x1:x2]
                 for k in range(row.shape[0]):
                     row[k] = value
+
+
+# --- λ draws: NumPy's Beta(α, α) for α <= 1, from a seed, without building a Generator ---------
+#
+# ``np.random.default_rng(seed).beta(alpha, alpha, size=n)`` is the draw that defines λ (see
+# batchmix.sampling.beta). Its cost is almost all in setting the generator up (SeedSequence's
+# entropy coercion, the bit generator's lock, ...), in Python-level code that runs cold after
+# every pass over a batch. The loops below compute the same numbers in one compiled call:
+# SeedSequence's hash of an int seed into four 64-bit words, PCG64 seeded with them, doubles
+# from its 64-bit outputs, and Jöhnk's algorithm, which NumPy uses for Beta(a, b) when a, b <= 1.
+# Tests compare them with NumPy bit for bit; larger α stay with NumPy (its Gamma sampler).
+
+_M32 = np.uint64(0xFFFFFFFF)
+_SHIFT16 = np.uint64(16)
+_SHIFT32 = np.uint64(32)
+# SeedSequence's hash constants.
+_HASH_INIT_A = np.uint64(0x43B0D7E5)
+_HASH_MULT_A = np.uint64(0x931E8875)
+_HASH_INIT_B = np.uint64(0x8B51F9DD)
+_HASH_MULT_B = np.uint64(0x58F38DED)
+_MIX_MULT_L = np.uint64(0xCA01F9DD)
+_MIX_MULT_R = np.uint64(0x4973F715)
+# PCG64's 128-bit LCG multiplier, as high and low 64-bit words.
+_PCG_MULT_HI = np.uint64(0x2360ED051FC65DA4)
+_PCG_MULT_LO = np.uint64(0x4385DF649FCCF645)
+_TWO_POW_MINUS_53 = 1.0 / 9007199254740992.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _hash32(value, multiplier, step):  # type: ignore[no-untyped-def]
+    """One word through SeedSequence's hash: ``(hashed word, next multiplier)``, all in
+    32-bit arithmetic carried in uint64."""
+    value = (value ^ multiplier) & _M32
+    multiplier = (multiplier * step) & _M32
+    value = (value * multiplier) & _M32
+    return value ^ (value >> _SHIFT16), multiplier
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix32(x, y):  # type: ignore[no-untyped-def]
+    value = ((_MIX_MULT_L * x) - (_MIX_MULT_R * y)) & _M32
+    return value ^ (value >> _SHIFT16)
+
+
+@njit(cache=True, nogil=True)
+def seed_words(seed):  # type: ignore[no-untyped-def]
+    """``SeedSequence(seed).generate_state(4, np.uint64)`` for an int ``seed`` in
+    ``[0, 2**63)``: its entropy is the seed's 32-bit words (one word for seeds below 2**32,
+    including 0), hashed into a pool of four words and drawn out as eight."""
+    pool = np.zeros(4, np.uint64)
+    seed64 = np.uint64(seed)
+    entropy = (seed64 & _M32, seed64 >> _SHIFT32)
+    count = 1 if seed64 >> _SHIFT32 == 0 else 2
+    multiplier = _HASH_INIT_A
+    for i in range(4):
+        word = entropy[i] if i < count else np.uint64(0)
+        pool[i], multiplier = _hash32(word, multiplier, _HASH_MULT_A)
+    for src in range(4):
+        for dst in range(4):
+            if src != dst:
+                hashed, multiplier = _hash32(pool[src], multiplier, _HASH_MULT_A)
+                pool[dst] = _mix32(pool[dst], hashed)
+    words = np.empty(4, np.uint64)
+    multiplier = _HASH_INIT_B
+    for k in range(4):
+        low, multiplier = _hash32(pool[(2 * k) % 4], multiplier, _HASH_MULT_B)
+        high, multiplier = _hash32(pool[(2 * k + 1) % 4], multiplier, _HASH_MULT_B)
+        words[k] = low | (high << _SHIFT32)
+    return words
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mul_high(a, b):  # type: ignore[no-untyped-def]
+    """The high 64 bits of the 128-bit product of two uint64."""
+    a0, a1 = a & _M32, a >> _SHIFT32
+    b0, b1 = b & _M32, b >> _SHIFT32
+    low_low, low_high, high_low = a0 * b0, a0 * b1, a1 * b0
+    carry = ((low_low >> _SHIFT32) + (low_high & _M32) + (high_low & _M32)) >> _SHIFT32
+    return a1 * b1 + (low_high >> _SHIFT32) + (high_low >> _SHIFT32) + carry
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcg_step(state, inc):  # type: ignore[no-untyped-def]
+    """``state · multiplier + inc`` modulo 2**128; 128-bit numbers as (high, low) words."""
+    high, low = state
+    product_low = low * _PCG_MULT_LO
+    product_high = _mul_high(low, _PCG_MULT_LO) + low * _PCG_MULT_HI + high * _PCG_MULT_LO
+    new_low = product_low + inc[1]
+    carry = np.uint64(1) if new_low < product_low else np.uint64(0)
+    return (product_high + inc[0] + carry, new_low)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcg_output(state):  # type: ignore[no-untyped-def]
+    """PCG's XSL-RR output: the two halves xor-ed, rotated right by the state's top 6 bits."""
+    value = state[0] ^ state[1]
+    rotation = state[0] >> np.uint64(58)
+    return (value >> rotation) | (value << ((np.uint64(64) - rotation) & np.uint64(63)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcg_seeded(seed):  # type: ignore[no-untyped-def]
+    """PCG64 seeded as NumPy seeds it from ``SeedSequence(seed)``: ``(state, inc)``, with
+    inc = 2·initseq + 1 and state = (inc + initstate) stepped once."""
+    words = seed_words(seed)
+    inc = (
+        (words[2] << np.uint64(1)) | (words[3] >> np.uint64(63)),
+        (words[3] << np.uint64(1)) | np.uint64(1),
+    )
+    start_low = inc[1] + words[1]
+    carry = np.uint64(1) if start_low < inc[1] else np.uint64(0)
+    return _pcg_step((inc[0] + words[0] + carry, start_low), inc), inc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcg_double(state, inc):  # type: ignore[no-untyped-def]
+    """The next double in [0, 1) (the top 53 bits of the next output) and the new state."""
+    state = _pcg_step(state, inc)
+    return np.float64(_pcg_output(state) >> np.uint64(11)) * _TWO_POW_MINUS_53, state
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _beta_next(state, inc, alpha):  # type: ignore[no-untyped-def]
+    """One Beta(α, α) value by Jöhnk's method, for α <= 1, and the new state: accept
+    X / (X + Y) when X + Y <= 1, with X = U^(1/α) and Y = V^(1/α)."""
+    power = 1.0 / alpha
+    while True:
+        u, state = _pcg_double(state, inc)
+        v, state = _pcg_double(state, inc)
+        x, y = u**power, v**power
+        total = x + y
+        if total <= 1.0 and u + v > 0.0:
+            if x > 0.0 and y > 0.0:
+                return x / total, state
+            # A power underflowed: the same ratio from the logarithms, one of them shifted to 0.
+            log_x, log_y = np.log(u) / alpha, np.log(v) / alpha
+            top = max(log_x, log_y)
+            log_x, log_y = log_x - top, log_y - top
+            return np.exp(log_x - np.log1p(np.exp(min(log_x, log_y)))), state
+
+
+@njit(cache=True, nogil=True)
+def beta_draws(seed, alpha, out):  # type: ignore[no-untyped-def]
+    """Fills ``out`` (float64) with ``np.random.default_rng(seed).beta(alpha, alpha,
+    size=out.shape[0])``, for 1e-100 <= alpha <= 1 and an int ``seed`` in ``[0, 2**63)``."""
+    state, inc = _pcg_seeded(seed)
+    for k in range(out.shape[0]):
+        out[k], state = _beta_next(state, inc, alpha)
+
+
+@njit(cache=True, nogil=True)
+def beta_draw(seed, alpha):  # type: ignore[no-untyped-def]
+    """``beta_draws`` of one value, returned as a float."""
+    state, inc = _pcg_seeded(seed)
+    return _beta_next(state, inc, alpha)[0]

@@ -12,12 +12,15 @@ generator, and without the fork all workers would draw identical λ and boxes.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Literal, get_args
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import get_worker_info
+
+from batchmix import _fast
 
 __all__ = [
     "MODES",
@@ -33,6 +36,7 @@ __all__ = [
     "cutmix_boxes",
     "cutout_boxes",
     "partner_index",
+    "randint_one",
     "random_seed",
     "resolve_generator",
 ]
@@ -43,6 +47,8 @@ MODES: tuple[str, ...] = get_args(Mode)
 PARTNERS: tuple[str, ...] = get_args(Partner)
 
 _SEED_BOUND = 2**62
+# Per-thread scratch tensors of randint_one.
+_SCRATCH = threading.local()
 # Per-process cache of forked generators: id(original) -> (worker seed, original, forked).
 _WORKER_FORKS: dict[int, tuple[int, torch.Generator, torch.Generator]] = {}
 
@@ -72,23 +78,42 @@ def resolve_generator(generator: torch.Generator | None) -> torch.Generator | No
 
 def random_seed(generator: torch.Generator | None) -> int:
     """Draws a seed for a NumPy generator from ``generator`` (or torch's global RNG)."""
-    return int(torch.randint(_SEED_BOUND, (1,), generator=generator).item())
+    return randint_one(_SEED_BOUND, generator)
+
+
+def randint_one(high: int, generator: torch.Generator | None) -> int:
+    """``int(torch.randint(high, (1,), generator=generator))``: the same draw and value, made
+    into a scratch tensor of this thread (``randint`` is ``empty(...).random_(0, high)``),
+    which saves the allocation on the path every call takes."""
+    scratch = getattr(_SCRATCH, "int64", None)
+    if scratch is None:
+        scratch = _SCRATCH.int64 = torch.empty(1, dtype=torch.long)
+    return int(scratch.random_(0, high, generator=generator).item())
 
 
 def beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
     """Draws ``n`` values of Beta(alpha, alpha) as a float64 tensor of shape ``(n,)``.
 
-    torch's Beta sampler takes no generator, so the draw goes through a NumPy generator seeded
-    from ``generator``; equal torch seeds therefore still give equal λ.
+    torch's Beta sampler takes no generator, so the values are those of a NumPy generator seeded
+    from ``generator``, ``np.random.default_rng(seed).beta(alpha, alpha, size=n)``; equal torch
+    seeds therefore still give equal λ. For 1e-100 <= alpha <= 1 a compiled loop computes the same
+    numbers, bit for bit, without building the NumPy generator (see :mod:`batchmix._loops`).
     """
-    rng = np.random.default_rng(random_seed(generator))
-    return torch.from_numpy(rng.beta(alpha, alpha, size=n))
+    seed = random_seed(generator)
+    values = _fast.beta_draws(alpha, n, seed)
+    if values is None:
+        values = np.random.default_rng(seed).beta(alpha, alpha, size=n)
+    return torch.from_numpy(values)
 
 
 def beta_one(alpha: float, generator: torch.Generator | None) -> float:
     """One value of Beta(alpha, alpha): the draws and the value of ``beta(alpha, 1, generator)``,
     as a Python float."""
-    return float(np.random.default_rng(random_seed(generator)).beta(alpha, alpha))
+    seed = random_seed(generator)
+    value = _fast.beta_draw(alpha, seed)
+    if value is None:
+        value = float(np.random.default_rng(seed).beta(alpha, alpha))
+    return value
 
 
 def bernoulli_one(p: float, generator: torch.Generator | None) -> bool:
@@ -207,8 +232,8 @@ def cutmix_box(
     equals ``cutmix_boxes(torch.tensor([lam]), ...)[0]``; it skips the small-tensor ops, which
     cost more than the rest of a call on small images.
     """
-    cx = int(torch.randint(width, (1,), generator=generator))
-    cy = int(torch.randint(height, (1,), generator=generator))
+    cx = randint_one(width, generator)
+    cy = randint_one(height, generator)
     ratio = 0.5 * math.sqrt(1.0 - lam)
     half_w, half_h = math.floor(ratio * width), math.floor(ratio * height)
     return (
