@@ -229,9 +229,15 @@ class TestBoxes:
             torch.tensor(0.50001),
         ]
         for order in (values, values[::-1]):
-            for value in order:
+            for value in [v for v in order for _ in range(2)]:  # twice: the last one is kept
                 compiled, eager = _both(_run(F.cutout, images, "new", (1, 1, 4, 4), value))
                 assert torch.equal(compiled.view(torch.int32), eager.view(torch.int32)), value
+        # The object kept from the last call is looked up with its dtype.
+        value = 300.5
+        for dtype in (torch.float32, torch.float64, torch.int16, torch.float32):
+            images = _images(2, 5, dtype, 3)
+            compiled, eager = _both(_run(F.cutout, images, "new", (1, 1, 4, 4), value))
+            assert torch.equal(compiled, eager), dtype
 
     def test_boxes_outside_the_image_are_clipped_and_negative_ones_rejected(self) -> None:
         # Bounds past the edge are clipped (as slices are) and inverted boxes are empty, on the

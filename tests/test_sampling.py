@@ -51,12 +51,21 @@ def test_roll_and_flip_partners(batch: int) -> None:
     size=st.integers(1, 40),
     height=st.integers(1, 33),
     width=st.integers(1, 33),
+    square=st.booleans(),
+    compiled=st.booleans(),
 )
 def test_cutout_boxes_are_clipped_squares_at_uniform_centres(
-    seed: int, n: int, size: int, height: int, width: int
+    seed: int, n: int, size: int, height: int, width: int, square: bool, compiled: bool
 ) -> None:
+    """Square images draw their centres in one call of 2n; the boxes are computed by a compiled
+    loop or, without it, by NumPy: each way, the draws and values of the torch formula."""
+    width = height if square else width
     a, b = _pair(seed)
-    boxes = sampling.cutout_boxes(n, size, height, width, a)
+    _fast.ENABLED = compiled
+    try:
+        boxes = sampling.cutout_boxes(n, size, height, width, a)
+    finally:
+        _fast.ENABLED = True
     cx = torch.randint(width, (n,), generator=b)
     cy = torch.randint(height, (n,), generator=b)
     assert boxes.shape == (n, 4) and boxes.dtype == torch.long
@@ -65,6 +74,7 @@ def test_cutout_boxes_are_clipped_squares_at_uniform_centres(
     assert torch.equal(boxes[:, 1], y1.clamp(0, height))
     assert torch.equal(boxes[:, 2], (x1 + size).clamp(0, width))
     assert torch.equal(boxes[:, 3], (y1 + size).clamp(0, height))
+    assert torch.equal(a.get_state(), b.get_state())
     boxes[:, 0] = -1  # a tensor of its own, writable (CutOut zeroes the boxes of skipped samples)
 
 
@@ -103,10 +113,12 @@ def _cutmix_boxes_in_torch(
     height=st.integers(1, 300),
     width=st.integers(1, 300),
     float32=st.booleans(),
+    square=st.booleans(),
 )
 def test_cutmix_boxes_match_the_torch_formula(
-    seed: int, n: int, height: int, width: int, float32: bool
+    seed: int, n: int, height: int, width: int, float32: bool, square: bool
 ) -> None:
+    width = height if square else width
     g = torch.Generator().manual_seed(seed)
     lam = torch.rand(n, dtype=torch.float64, generator=g)
     edges = torch.tensor([0.0, 1.0, 0.5, 0.75, 1e-300], dtype=torch.float64)

@@ -32,6 +32,17 @@ from torch import Tensor
 ENABLED = os.environ.get("BATCHMIX_NUMBA", "1") != "0"
 
 _INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+_NUMPY_INT_OF_SIZE = {
+    torch.uint8: np.uint8,
+    torch.int16: np.int16,
+    torch.int32: np.int32,
+    torch.int64: np.int64,
+}
+# Dtypes whose tensors ``.numpy()`` takes (bfloat16 and the like go through torch's views).
+_NUMPY_VIEWABLE = frozenset(
+    {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool}
+    | {torch.float16, torch.float32, torch.float64}
+)
 # Image dtype -> dtype of MixUp's weights: uint8 pixels are mixed in float32.
 _MIXUP_WEIGHTS = {torch.uint8: np.float32, torch.float32: np.float32, torch.float64: np.float64}
 # Label dtype -> dtype of the weights added to the rows.
@@ -60,7 +71,7 @@ def _usable(images: Tensor, target: Tensor) -> ModuleType | None:
     shares no memory with it."""
     if not ENABLED or torch.compiler.is_compiling():
         return None
-    for t in (images, target):
+    for t in (images,) if target is images else (images, target):
         if t.device.type != "cpu" or t.requires_grad or t.is_neg() or t.is_conj():
             return None
         try:
@@ -126,6 +137,8 @@ def _pixel_blocks(images: Tensor) -> np.ndarray | None:
     if bits is None:
         return None
     batch, (height, width) = images.shape[0], images.shape[-2:]
+    if images.dtype in _NUMPY_VIEWABLE:  # the same view through NumPy, whose ops cost less
+        return images.numpy().view(_NUMPY_INT_OF_SIZE[bits]).reshape(batch, -1, height, width)
     as_int = images if images.dtype == bits else images.view(bits)
     return as_int.reshape(batch, -1, height, width).numpy()
 
@@ -195,6 +208,19 @@ def beta_draw(alpha: float, seed: int) -> float | None:
     return None if loops is None else float(loops.beta_draw(seed, float(alpha)))
 
 
+def square_boxes(
+    cx: np.ndarray, cy: np.ndarray, size: int, height: int, width: int
+) -> np.ndarray | None:
+    """CutOut's ``(n, 4)`` int64 boxes: squares of side ``size`` from ``c − size // 2``, clipped
+    to the image, for int64 centres ``cx``, ``cy``; ``None`` without the loops."""
+    loops = _loops() if ENABLED else None
+    if loops is None or cx.dtype != np.int64 or cy.dtype != np.int64:
+        return None
+    boxes = np.empty((cx.shape[0], 4), dtype=np.int64)
+    loops.square_boxes(cx, cy, size, height, width, boxes)
+    return boxes
+
+
 def indices_inside(labels: Tensor, high: int) -> bool:
     """Whether the int64 CPU ``labels`` all lie in ``[0, high)``; ``False`` also when the loops
     cannot tell (other dtypes or devices), for the caller to check itself."""
@@ -210,7 +236,7 @@ def index_rows(
     """:func:`batchmix.functional.mix_index_labels` for int64 CPU labels: ``(B, K)`` rows
     written in one pass; ``None`` for the PyTorch path (which also raises on bad labels)."""
     weight_type = _ROW_WEIGHTS.get(dtype)
-    if weight_type is None or labels.ndim != 1 or labels.dtype != torch.long:
+    if weight_type is None or labels.ndim != 1 or labels.dtype != torch.long or num_classes < 1:
         return None
     loops = _usable(labels, labels)
     batch = labels.shape[0]
@@ -268,6 +294,7 @@ def copy_boxes(
 # (type, float64 bits or int) of a fill value and dtype -> its bits in the integer type of the
 # dtype's size, or None.
 _FILL_BITS: dict[tuple[type, int, torch.dtype], int | None] = {}
+_LAST_FILL: tuple[object, torch.dtype | None, int | None] = (object(), None, None)
 
 
 def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
@@ -277,6 +304,9 @@ def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
     Python floats and ints are cached by their exact bits (so -0.0, 0.0 and NaNs of either
     sign stay apart); other values (tensors, NumPy scalars) are converted at every call.
     """
+    last = _LAST_FILL
+    if value is last[0] and dtype is last[1]:  # (the same float object: a transform's value)
+        return last[2]
     kind = type(value)
     if kind is float:
         key: tuple[type, int, torch.dtype] | None = (kind, _float_bits(value), dtype)
@@ -285,7 +315,9 @@ def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
     else:
         key = None
     if key is not None and key in _FILL_BITS:
-        return _FILL_BITS[key]
+        bits = _FILL_BITS[key]
+        _remember_fill(value, dtype, bits)
+        return bits
     try:
         fill = torch.full((), value, dtype=dtype)
     except RuntimeError:  # a value out of the dtype's range: the PyTorch path raises
@@ -295,7 +327,15 @@ def _fill_bits(value: float, dtype: torch.dtype) -> int | None:
         bits = None if overflow else int(fill.view(_INT_OF_SIZE[fill.element_size()]).item())
     if key is not None and len(_FILL_BITS) < 256:
         _FILL_BITS[key] = bits
+        _remember_fill(value, dtype, bits)
     return bits
+
+
+def _remember_fill(value: float, dtype: torch.dtype, bits: int | None) -> None:
+    """Keeps the last Python float or int looked up, by identity (they are immutable): a
+    transform passes the same object at every call, and skips the key's computation."""
+    global _LAST_FILL
+    _LAST_FILL = (value, dtype, bits)
 
 
 def _float_bits(value: float) -> int:

@@ -406,6 +406,18 @@ def fill_boxes(dst, boxes, value):  # type: ignore[no-untyped-def]
                     row[k] = value
 
 
+@njit(cache=True, nogil=True)
+def square_boxes(cx, cy, size, height, width, boxes):  # type: ignore[no-untyped-def]
+    """Row i of the ``(n, 4)`` ``boxes``: the square of side ``size`` whose corner is
+    ``(cx[i], cy[i]) − size // 2``, each coordinate clipped to ``[0, width]`` or ``[0, height]``."""
+    for i in range(boxes.shape[0]):
+        x1, y1 = cx[i] - size // 2, cy[i] - size // 2
+        boxes[i, 0] = min(max(x1, 0), width)
+        boxes[i, 1] = min(max(y1, 0), height)
+        boxes[i, 2] = min(max(x1 + size, 0), width)
+        boxes[i, 3] = min(max(y1 + size, 0), height)
+
+
 # --- λ draws: NumPy's Beta(α, α) for α <= 1, from a seed, without building a Generator ---------
 #
 # ``np.random.default_rng(seed).beta(alpha, alpha, size=n)`` is the draw that defines λ (see

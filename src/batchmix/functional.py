@@ -602,12 +602,14 @@ def mix_index_labels(
     (their sum when the two classes agree): one write of the ``(B, K)`` rows instead of six
     passes over them, with the same values, bit for bit.
     """
-    _check_index("mix_index_labels", index, labels)
-    _check_lam("mix_index_labels", lam, labels, unit=False)
-    index = index.to(labels.device)
+    # The compiled path checks the labels and the index itself (and leaves bad ones to the
+    # checks below); λ needs no check there: a number, or a (B,) tensor it takes as it is.
     fast = _fast.index_rows(labels, num_classes, index, lam, dtype)
     if fast is not None:
         return fast
+    _check_index("mix_index_labels", index, labels)
+    _check_lam("mix_index_labels", lam, labels, unit=False)
+    index = index.to(labels.device)
     batch = labels.shape[0]
     w, w1 = _weights(lam, labels.unsqueeze(1), dtype)
     own = w.expand(batch, 1) if isinstance(w, Tensor) else torch.full((batch, 1), w, dtype=dtype)

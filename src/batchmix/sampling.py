@@ -201,8 +201,7 @@ def cutmix_boxes(
     """
     n = lam.shape[0]
     if box_range is None:
-        cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
-        cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
+        cx, cy = _centres(n, height, width, generator)
         # NumPy on a few hundred numbers costs a fraction of torch's per-op cost; the float64
         # arithmetic (a correctly rounded square root, products, floors) is the same.
         lam64 = lam.detach().to(device="cpu", dtype=torch.float64).numpy()
@@ -255,22 +254,38 @@ def _uniform_int_upto(high: Tensor, generator: torch.Generator | None) -> Tensor
     return torch.minimum((u * (high + 1).to(torch.float64)).floor().long(), high)
 
 
+def _centres(
+    n: int, height: int, width: int, generator: torch.Generator | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Box centres: x from ``torch.randint(width, (n,))``, then y from ``torch.randint(height,
+    (n,))``; for square images one draw of 2n, the same numbers in the same order (torch's CPU
+    generator fills a tensor element by element)."""
+    if height == width:
+        both = torch.randint(width, (2 * n,), generator=generator, device="cpu").numpy()
+        return both[:n], both[n:]
+    cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
+    cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
+    return cx, cy
+
+
 def cutout_boxes(
     n: int, size: int, height: int, width: int, generator: torch.Generator | None
 ) -> Tensor:
     """Squares of side ``size`` at uniform centres, clipped: ``(n, 4)`` boxes ``(x1, y1, x2, y2)``."""
-    cx = torch.randint(width, (n,), generator=generator, device="cpu").numpy()
-    cy = torch.randint(height, (n,), generator=generator, device="cpu").numpy()
+    cx, cy = _centres(n, height, width, generator)
+    boxes = _fast.square_boxes(cx, cy, size, height, width)
+    if boxes is not None:
+        return torch.from_numpy(boxes)
     # Small arrays: NumPy's ufuncs cost a fraction of torch's ops (and of np.clip) per call.
-    boxes = np.empty((4, n), dtype=np.int64)
-    np.subtract(cx, size // 2, out=boxes[0])
-    np.subtract(cy, size // 2, out=boxes[1])
-    np.add(boxes[0], size, out=boxes[2])
-    np.add(boxes[1], size, out=boxes[3])
-    np.maximum(boxes, 0, out=boxes)
-    np.minimum(boxes[0::2], width, out=boxes[0::2])
-    np.minimum(boxes[1::2], height, out=boxes[1::2])
-    return torch.from_numpy(boxes.T.copy())
+    corners = np.empty((4, n), dtype=np.int64)
+    np.subtract(cx, size // 2, out=corners[0])
+    np.subtract(cy, size // 2, out=corners[1])
+    np.add(corners[0], size, out=corners[2])
+    np.add(corners[1], size, out=corners[3])
+    np.maximum(corners, 0, out=corners)
+    np.minimum(corners[0::2], width, out=corners[0::2])
+    np.minimum(corners[1::2], height, out=corners[1::2])
+    return torch.from_numpy(corners.T.copy())
 
 
 def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
