@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -635,3 +636,35 @@ def test_tensors_without_memory_of_their_own_take_the_pytorch_path() -> None:
     images = torch.rand(3, 4, 2, 5, 5)
     out = torch.vmap(lambda t: F.cutout(t, (1, 1, 3, 3), 0.0))(images)
     assert torch.equal(out, torch.stack([F.cutout(t, (1, 1, 3, 3), 0.0) for t in images]))
+
+
+@given(
+    lam=st.floats(-1e38, 1e38)  # (inside float32's range: casts past it warn on both paths)
+    | st.floats(0.0, 1.0)
+    | st.sampled_from([float("nan"), float("inf"), -float("inf"), -0.0, 1.0 + 2**-52]),
+    weight_type=st.sampled_from([np.float32, np.float64]),
+    rounding=st.booleans(),
+)
+def test_mixup_weights_of_a_number_are_the_casts_of_the_float64_arrays(
+    lam: float, weight_type: type, rounding: bool
+) -> None:
+    """A Python λ skips the float64 arrays; its weights are still theirs, cast (and a uint8 λ
+    outside [0, 1], NaN included, is still left to the PyTorch path)."""
+    weights = _fast._mixup_weights(lam, 3, weight_type, rounding)
+    tensor_weights = _fast._mixup_weights(
+        torch.full((3,), lam, dtype=torch.float64), 3, weight_type, rounding
+    )
+    if rounding and not 0.0 <= lam <= 1.0:
+        assert weights is None and tensor_weights is None
+        return
+    assert weights is not None and tensor_weights is not None
+    lam64 = np.full(3, lam, dtype=np.float64)
+    for got, via_tensor, expected in zip(
+        weights,
+        tensor_weights,
+        (lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)),
+        strict=True,
+    ):
+        assert got.dtype == expected.dtype == via_tensor.dtype
+        assert np.array_equal(got, expected, equal_nan=True)
+        assert np.array_equal(via_tensor, expected, equal_nan=True)

@@ -155,6 +155,8 @@ def _rows(images: Tensor) -> np.ndarray | None:
         return None
     batch = images.shape[0]
     per = images[0].numel() if batch else 0
+    if images.dtype in _NUMPY_VIEWABLE and images.is_contiguous():  # NumPy's ops cost less
+        return images.numpy().reshape(batch, per)
     return images.as_strided((batch, per), (per, 1)).numpy()
 
 
@@ -166,7 +168,9 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
     if loops is None or weight_type is None or images.stride() != target.stride():
         return False
     batch = images.shape[0]
-    src, dst, partners = _rows(images), _rows(target), _index_array(loops, index, batch)
+    src = _rows(images)
+    dst = src if target is images else _rows(target)
+    partners = _index_array(loops, index, batch)
     if src is None or dst is None or partners is None or batch == 0:
         return False
     rounding = images.dtype == torch.uint8
@@ -262,8 +266,11 @@ def _mixup_weights(
         if lam.shape != (batch,) or lam.requires_grad or lam.is_complex():
             return None
         lam64 = lam.detach().to(device="cpu", dtype=torch.float64).numpy()
-    else:
-        lam64 = np.full(batch, float(lam), dtype=np.float64)
+    else:  # the same casts of one number, without the float64 arrays
+        value = float(lam)
+        if rounding and not 0.0 <= value <= 1.0:
+            return None
+        return np.full(batch, weight_type(value)), np.full(batch, weight_type(1.0 - value))
     if rounding and not bool(((lam64 >= 0.0) & (lam64 <= 1.0)).all()):
         return None  # levels out of range: left to the PyTorch path's casts
     return lam64.astype(weight_type), (1.0 - lam64).astype(weight_type)
