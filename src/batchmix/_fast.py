@@ -249,13 +249,14 @@ def index_rows(
     weights = _mixup_weights(lam, batch, weight_type, False)
     if weights is None:
         return None
-    rows = torch.empty((batch, num_classes), dtype=dtype)  # zeroed by the loop, row by row
+    # Zeroed by the loop, row by row; NumPy's allocation costs less than torch's.
+    rows = np.empty((batch, num_classes), dtype=weight_type)
     own, partners = labels.contiguous().numpy(), index.contiguous().numpy()
     try:
-        written = loops.index_rows(own, partners, *weights, rows.numpy())
+        written = loops.index_rows(own, partners, *weights, rows)
     except loops.NumbaError:
         return None
-    return rows if written else None
+    return torch.from_numpy(rows) if written else None
 
 
 def _mixup_weights(
