@@ -72,7 +72,7 @@ def _usable(images: Tensor, target: Tensor) -> ModuleType | None:
     if not ENABLED or torch.compiler.is_compiling():
         return None
     for t in (images,) if target is images else (images, target):
-        if t.device.type != "cpu" or t.requires_grad or t.is_neg() or t.is_conj():
+        if not t.is_cpu or t.requires_grad or t.is_neg() or t.is_conj():
             return None
         try:
             t.untyped_storage()

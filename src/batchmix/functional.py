@@ -111,7 +111,7 @@ def _check_lam(name: str, lam: float | Tensor, images: Tensor, *, unit: bool) ->
             not unit
             or not lam.numel()
             or _compiling()
-            or lam.device.type != "cpu"
+            or not lam.is_cpu
             or torch._C._functorch.is_functorch_wrapped_tensor(lam)
         ):
             return
@@ -145,7 +145,7 @@ def _check_index(name: str, index: Tensor, images: Tensor) -> None:
             f"{name}: expected index to hold integer partner indices of shape ({batch},), got "
             f"{tuple(index.shape)} {index.dtype}."
         )
-    if batch and not _compiling() and index.device.type == "cpu":  # no device sync per call
+    if batch and not _compiling() and index.is_cpu:  # no device sync per call
         if _fast.indices_inside(index, batch):  # the compiled check, where it applies
             return
         bounds = torch.aminmax(index)
@@ -181,7 +181,7 @@ def _check_boxes(name: str, boxes: Box | Tensor, images: Tensor) -> None:
             f"{name}: expected boxes as a tuple (x1, y1, x2, y2) or a ({batch}, 4) integer "
             f"tensor, got {shown}."
         )
-    if batch and not _compiling() and boxes.device.type == "cpu" and bool((boxes < 0).any()):
+    if batch and not _compiling() and boxes.is_cpu and bool((boxes < 0).any()):
         raise ValueError(f"{name}: expected non-negative box coordinates, got {boxes.tolist()}.")
 
 
@@ -317,7 +317,7 @@ def mixup(
     if not floating and images.dtype != torch.uint8:
         raise TypeError(f"mixup: expected floating or uint8 images, got {images.dtype}.")
     _check_lam("mixup", lam, images, unit=not floating)
-    if images.device.type != "cpu":  # checked where the index is, before it moves
+    if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("mixup", index, images)
     index = index.to(images.device)
     if not floating and isinstance(lam, Tensor):
@@ -337,7 +337,7 @@ def mixup(
         return target
     _check_index("mixup", index, images)
     w, w1 = _weights(lam, images, images.dtype if floating else torch.float32)
-    if _compiling() or images.device.type != "cpu":
+    if _compiling() or not images.is_cpu:
         # One vectorised pass; on accelerators temporaries come from the caching allocator.
         if floating:
             partner = images.index_select(0, index).mul_(w1)
@@ -419,7 +419,7 @@ def cutmix(
                 [0., 0., 0., 0.],
                 [0., 0., 0., 0.]])
     """
-    if images.device.type != "cpu":  # checked where the index is, before it moves
+    if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("cutmix", index, images)
     index = index.to(images.device)
     if _tracked(images, out):
@@ -659,7 +659,7 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
         tensor([[1., 0.],
                 [0., 1.]])
     """
-    if images.device.type != "cpu":  # checked where the index is, before it moves
+    if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("mask_mix", index, images)
     index = index.to(images.device)
     _check_index("mask_mix", index, images)
@@ -714,7 +714,7 @@ def jigsaw(
             f"jigsaw: expected order to hold integer tile indices of shape ({batch}, {tiles}), got "
             f"{tuple(order.shape)} {order.dtype}."
         )
-    if batch and not _compiling() and order.device.type == "cpu":
+    if batch and not _compiling() and order.is_cpu:
         bounds = torch.aminmax(order)
         if int(bounds.min) < 0 or int(bounds.max) >= tiles:
             raise ValueError(
@@ -868,7 +868,7 @@ def mosaic(
                 f"mosaic: expected a centre (cx, cy) of ints in [0, {width}] × [0, {height}], "
                 f"got {centres!r}."
             )
-    elif not _compiling() and centres.device.type == "cpu" and centres.numel():
+    elif not _compiling() and centres.is_cpu and centres.numel():
         low_x, high_x = int(centres[:, 0].min()), int(centres[:, 0].max())
         low_y, high_y = int(centres[:, 1].min()), int(centres[:, 1].max())
         if low_x < 0 or low_y < 0 or high_x > width or high_y > height:

@@ -290,7 +290,7 @@ def cutout_boxes(
 
 def box_area_fraction(boxes: Tensor, height: int, width: int) -> Tensor:
     """Share of the image covered by each box, float64 of shape ``(n,)``."""
-    if boxes.device.type == "cpu" and boxes.dtype == torch.int64 and not boxes.requires_grad:
+    if boxes.is_cpu and boxes.dtype == torch.int64 and not boxes.requires_grad:
         b = boxes.numpy()  # the same integer areas and float64 division, at NumPy's per-op cost
         area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
         return torch.from_numpy(area.astype(np.float64) / float(height * width))
