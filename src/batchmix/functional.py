@@ -62,6 +62,14 @@ def _compiling() -> bool:
     return bool(torch.compiler.is_compiling())
 
 
+def _to_device_of(index: Tensor, like: Tensor) -> Tensor:
+    """``index.to(like.device)``; two CPU tensors skip the call (a device object and a dispatch,
+    which cost more than the check on the per-call path)."""
+    if index.is_cpu and like.is_cpu:
+        return index
+    return index.to(like.device)
+
+
 def _chunks(batch_size: int, sample_numel: int) -> list[tuple[int, int]]:
     step = max(1, _CHUNK_ELEMENTS // max(1, sample_numel))
     return [(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
@@ -319,7 +327,7 @@ def mixup(
     _check_lam("mixup", lam, images, unit=not floating)
     if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("mixup", index, images)
-    index = index.to(images.device)
+    index = _to_device_of(index, images)
     if not floating and isinstance(lam, Tensor):
         lam = lam.detach()  # uint8 levels carry no gradient
     if _tracked(images, out, lam):
@@ -421,7 +429,7 @@ def cutmix(
     """
     if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("cutmix", index, images)
-    index = index.to(images.device)
+    index = _to_device_of(index, images)
     if _tracked(images, out):
         _check_index("cutmix", index, images)
         _check_boxes("cutmix", boxes, images)
@@ -583,7 +591,7 @@ def mix_labels(labels: Tensor, index: Tensor, lam: float | Tensor) -> Tensor:
     """``lam[i] · labels[i] + (1 − lam[i]) · labels[index[i]]`` for floating ``(B, K)`` rows."""
     _check_index("mix_labels", index, labels)
     _check_lam("mix_labels", lam, labels, unit=False)
-    index = index.to(labels.device)
+    index = _to_device_of(index, labels)
     w, w1 = _weights(lam, labels, labels.dtype)
     partner = labels.index_select(0, index).mul_(w1)
     return partner.add_(labels * w)
@@ -609,7 +617,7 @@ def mix_index_labels(
         return fast
     _check_index("mix_index_labels", index, labels)
     _check_lam("mix_index_labels", lam, labels, unit=False)
-    index = index.to(labels.device)
+    index = _to_device_of(index, labels)
     batch = labels.shape[0]
     w, w1 = _weights(lam, labels.unsqueeze(1), dtype)
     own = w.expand(batch, 1) if isinstance(w, Tensor) else torch.full((batch, 1), w, dtype=dtype)
@@ -661,7 +669,7 @@ def mask_mix(images: Tensor, index: Tensor, mask: Tensor, *, out: Tensor | None 
     """
     if not images.is_cpu:  # checked where the index is, before it moves
         _check_index("mask_mix", index, images)
-    index = index.to(images.device)
+    index = _to_device_of(index, images)
     _check_index("mask_mix", index, images)
     height, width = images.shape[-2:]
     if mask.ndim == 2:
@@ -788,7 +796,7 @@ def resizemix(
     _check_index("resizemix", index, images)
     _check_boxes("resizemix", boxes, images)
     height, width = images.shape[-2:]
-    index = index.to(images.device)
+    index = _to_device_of(index, images)
     inplace = out is images
     rows = (
         [boxes] * images.shape[0]
