@@ -101,8 +101,16 @@ def _run(loops: ModuleType, name: str, *args: object) -> bool:
 def _index_array(loops: ModuleType, index: Tensor, batch: int) -> np.ndarray | None:
     if index.shape != (batch,) or index.dtype != torch.long:
         return None
-    array = index.cpu().contiguous().numpy()
+    array = _int64_array(index)
     return array if loops.index_inside(array, batch) else None
+
+
+def _int64_array(t: Tensor) -> np.ndarray:
+    """An integer tensor's values as a contiguous int64 CPU array: a view when it is one
+    already (the transforms' indices and boxes are), else a converted copy."""
+    if t.dtype == torch.long and t.is_cpu and t.is_contiguous():
+        return t.numpy()
+    return t.to(device="cpu", dtype=torch.long).contiguous().numpy()
 
 
 def _box_array(
@@ -117,7 +125,7 @@ def _box_array(
         integer = not boxes.is_floating_point() and not boxes.is_complex()
         if boxes.shape != (batch, 4) or not integer or boxes.dtype == torch.bool:
             return None
-        array = boxes.to(device="cpu", dtype=torch.long).contiguous().numpy()
+        array = _int64_array(boxes)
         return array if loops.boxes_inside(array, height, width) else None
     if not (isinstance(boxes, tuple) and len(boxes) == 4 and all(type(v) is int for v in boxes)):
         return None
