@@ -283,13 +283,14 @@ class TestIndexRows:
         labels = torch.randint(0, classes, (batch,), generator=g)  # partners often agree
         index = torch.randint(0, max(batch, 1), (batch,), generator=g)
         lam = torch.rand(batch, dtype=torch.float64, generator=g) if per_sample else 0.3
-        assert _fast.index_rows(labels, classes, index, lam, dtype) is not None
+        # (An empty batch takes the PyTorch path, for its rows' strides.)
+        assert (_fast.index_rows(labels, classes, index, lam, dtype) is None) == (batch == 0)
         compiled, eager = _both(lambda: F.mix_index_labels(labels, classes, index, lam, dtype))
         assert compiled.dtype == eager.dtype == dtype
         assert torch.equal(compiled, eager)
 
     def test_rows_are_written_whole_over_uninitialised_memory(self) -> None:
-        # The rows come from torch.empty: the loop itself must zero every other class.
+        # The rows come from np.empty: the loop itself must zero every other class.
         from batchmix import _loops
 
         labels, index = torch.tensor([0, 4, 1, 1]), torch.tensor([3, 0, 1, 2])
@@ -668,3 +669,20 @@ def test_mixup_weights_of_a_number_are_the_casts_of_the_float64_arrays(
         assert got.dtype == expected.dtype == via_tensor.dtype
         assert np.array_equal(got, expected, equal_nan=True)
         assert np.array_equal(via_tensor, expected, equal_nan=True)
+
+
+def test_index_rows_leave_empty_batches_and_impossible_sizes_to_pytorch() -> None:
+    """An empty batch gets the PyTorch path's rows (shape and strides), and a class count too
+    large to allocate raises torch's error, as before the rows were allocated by NumPy."""
+    empty = torch.zeros(0, dtype=torch.long)
+    rows = F.mix_index_labels(empty, 5, empty, 0.3)
+    _fast.ENABLED = False
+    try:
+        reference = F.mix_index_labels(empty, 5, empty, 0.3)
+    finally:
+        _fast.ENABLED = True
+    assert rows.shape == reference.shape == (0, 5)
+    assert rows.stride() == reference.stride()
+    labels, index = torch.tensor([0, 1]), torch.tensor([1, 0])
+    with pytest.raises(RuntimeError):
+        F.mix_index_labels(labels, 2**62, index, 0.3)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchmix import _fast, sampling
+from batchmix import MixUp, _fast, sampling
 
 
 def _pair(seed: int) -> tuple[torch.Generator, torch.Generator]:
@@ -160,6 +160,13 @@ def test_seed_words_are_numpys_seed_sequence_state(seed: int) -> None:
     assert np.array_equal(_loops.seed_words(seed), expected)
 
 
+_NUMPY_2_1 = pytest.mark.skipif(
+    np.lib.NumpyVersion(np.__version__) < "2.1.0",
+    reason="the compiled draws follow NumPy 2.1+; older NumPy draws λ itself (tested below)",
+)
+
+
+@_NUMPY_2_1
 @given(seed=_SEEDS, alpha=_ALPHAS, n=st.integers(0, 40))
 def test_compiled_beta_draws_are_numpys(seed: int, alpha: float, n: int) -> None:
     expected = np.random.default_rng(seed).beta(alpha, alpha, size=n)
@@ -171,6 +178,7 @@ def test_compiled_beta_draws_are_numpys(seed: int, alpha: float, n: int) -> None
         assert _fast.beta_draw(alpha, seed) == expected[0]
 
 
+@_NUMPY_2_1
 def test_compiled_beta_draws_reach_the_logarithm_branch() -> None:
     """With α = 0.001 a power underflows in about half the draws; the values there are NumPy's
     too (an earlier formula, log(exp(a) + exp(b)), was a unit in the last place off)."""
@@ -240,3 +248,69 @@ def test_randint_one_keeps_a_scratch_per_thread() -> None:
     for k in range(4):
         expected = torch.randint(2**40, (2000,), generator=torch.Generator().manual_seed(k))
         assert results[k] == expected.tolist()
+
+
+def test_randint_one_is_unaffected_by_the_context_of_its_first_call() -> None:
+    """The scratch kept for a thread is a plain CPU tensor, whatever the first call's context:
+    inference mode (a validation pass before training) or a meta default device."""
+    results: list[object] = []
+
+    def draw() -> None:
+        try:
+            with torch.inference_mode():
+                first = sampling.randint_one(100, torch.Generator().manual_seed(1))
+            with torch.device("meta"):
+                second = sampling.randint_one(100, torch.Generator().manual_seed(1))
+            third = sampling.randint_one(100, torch.Generator().manual_seed(1))
+            mix = MixUp(num_classes=4, generator=torch.Generator().manual_seed(2))
+            labels = mix(torch.rand(4, 3, 8, 8), torch.arange(4))[1]
+            results.extend([first, second, third, labels.device.type])
+        except Exception as error:  # reported below, from the main thread
+            results.append(error)
+
+    thread = threading.Thread(target=draw)  # a fresh thread: no scratch yet
+    thread.start()
+    thread.join()
+    expected = int(torch.randint(100, (1,), generator=torch.Generator().manual_seed(1)))
+    assert results == [expected, expected, expected, "cpu"]
+
+
+def test_randint_one_under_a_fake_tensor_mode_keeps_no_scratch() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    results: list[object] = []
+
+    def draw() -> None:
+        with FakeTensorMode(), pytest.raises(Exception):  # noqa: B017 (as torch.randint fails)
+            sampling.randint_one(100, None)
+        results.append(sampling.randint_one(100, torch.Generator().manual_seed(1)))
+
+    thread = threading.Thread(target=draw)
+    thread.start()
+    thread.join()
+    assert results == [int(torch.randint(100, (1,), generator=torch.Generator().manual_seed(1)))]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_cutout_boxes_refuse_a_float_size_with_or_without_the_loops(compiled: bool) -> None:
+    _fast.ENABLED = compiled
+    try:
+        with pytest.raises(TypeError):
+            sampling.cutout_boxes(3, 16.0, 32, 32, torch.Generator().manual_seed(0))  # type: ignore[arg-type]
+    finally:
+        _fast.ENABLED = True
+
+
+def test_compiled_beta_draws_apply_only_where_numpy_draws_the_same() -> None:
+    """NumPy before 2.1 treats an underflowing power otherwise; there λ stays NumPy's own."""
+    expected = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
+    assert _fast._NUMPY_BETA_AS_COMPILED is expected
+    _fast._NUMPY_BETA_AS_COMPILED = False
+    try:
+        assert _fast.beta_draws(0.5, 3, 7) is None
+        assert _fast.beta_draw(0.5, 7) is None
+        g = torch.Generator().manual_seed(5)
+        seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(5)))
+        assert sampling.beta_one(0.5, g) == np.random.default_rng(seed).beta(0.5, 0.5)
+    finally:
+        _fast._NUMPY_BETA_AS_COMPILED = expected

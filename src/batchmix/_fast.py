@@ -191,13 +191,16 @@ def mixup(images: Tensor, target: Tensor, index: Tensor, lam: float | Tensor) ->
 
 
 # Beta(α, α) draws are compiled for α in this range (NumPy's Jöhnk branch; below it NumPy
-# switches to another method for tiny α).
+# switches to another method for tiny α), and only with NumPy 2.1 or later: earlier releases
+# handle an underflowing power differently (``log(exp(a) + exp(b))`` when both underflow),
+# which gives other values for α below about 0.05.
 _BETA_COMPILED = (1e-100, 1.0)
+_NUMPY_BETA_AS_COMPILED = np.lib.NumpyVersion(np.__version__) >= "2.1.0"
 
 
 def _beta_loops(alpha: float, seed: int) -> ModuleType | None:
     low, high = _BETA_COMPILED
-    if not (ENABLED and low <= alpha <= high and 0 <= seed < 1 << 63):
+    if not (ENABLED and _NUMPY_BETA_AS_COMPILED and low <= alpha <= high and 0 <= seed < 1 << 63):
         return None
     return _loops()
 
@@ -226,8 +229,8 @@ def square_boxes(
     """CutOut's ``(n, 4)`` int64 boxes: squares of side ``size`` from ``c − size // 2``, clipped
     to the image, for int64 centres ``cx``, ``cy``; ``None`` without the loops."""
     loops = _loops() if ENABLED else None
-    if loops is None or cx.dtype != np.int64 or cy.dtype != np.int64:
-        return None
+    if loops is None or cx.dtype != np.int64 or cy.dtype != np.int64 or type(size) is not int:
+        return None  # (other sizes: NumPy's path decides, and raises on floats)
     boxes = np.empty((cx.shape[0], 4), dtype=np.int64)
     loops.square_boxes(cx, cy, size, height, width, boxes)
     return boxes
@@ -248,8 +251,10 @@ def index_rows(
     """:func:`batchmix.functional.mix_index_labels` for int64 CPU labels: ``(B, K)`` rows
     written in one pass; ``None`` for the PyTorch path (which also raises on bad labels)."""
     weight_type = _ROW_WEIGHTS.get(dtype)
-    if weight_type is None or labels.ndim != 1 or labels.dtype != torch.long or num_classes < 1:
+    if weight_type is None or labels.ndim != 1 or labels.dtype != torch.long:
         return None
+    if type(num_classes) is not int or num_classes < 1 or labels.shape[0] == 0:
+        return None  # the PyTorch path's rows, strides and errors
     loops = _usable(labels, labels)
     batch = labels.shape[0]
     if loops is None or index.shape != (batch,) or index.dtype != torch.long or not index.is_cpu:
@@ -258,7 +263,10 @@ def index_rows(
     if weights is None:
         return None
     # Zeroed by the loop, row by row; NumPy's allocation costs less than torch's.
-    rows = np.empty((batch, num_classes), dtype=weight_type)
+    try:
+        rows = np.empty((batch, num_classes), dtype=weight_type)
+    except (MemoryError, ValueError):  # too large: the PyTorch path raises torch's error
+        return None
     own, partners = labels.contiguous().numpy(), index.contiguous().numpy()
     try:
         written = loops.index_rows(own, partners, *weights, rows)

@@ -82,12 +82,21 @@ def random_seed(generator: torch.Generator | None) -> int:
 
 
 def randint_one(high: int, generator: torch.Generator | None) -> int:
-    """``int(torch.randint(high, (1,), generator=generator))``: the same draw and value, made
-    into a scratch tensor of this thread (``randint`` is ``empty(...).random_(0, high)``),
-    which saves the allocation on the path every call takes."""
+    """``int(torch.randint(high, (1,), generator=generator, device="cpu"))``: the same draw and
+    value, made into a scratch tensor of this thread (``randint`` is
+    ``empty(...).random_(0, high)``), which saves the allocation on the path every call takes.
+
+    The scratch is a plain CPU tensor made outside inference mode, whatever the context of the
+    first call; when a mode turns it into something else (a fake or meta tensor), nothing is
+    kept and the draw goes through ``torch.randint``.
+    """
     scratch = getattr(_SCRATCH, "int64", None)
     if scratch is None:
-        scratch = _SCRATCH.int64 = torch.empty(1, dtype=torch.long)
+        with torch.inference_mode(False):
+            scratch = torch.empty(1, dtype=torch.long, device="cpu")
+        if type(scratch) is not Tensor or not scratch.is_cpu:
+            return int(torch.randint(high, (1,), generator=generator, device="cpu"))
+        _SCRATCH.int64 = scratch
     return int(scratch.random_(0, high, generator=generator).item())
 
 

@@ -903,7 +903,7 @@ class CutOut(_KeepsLabels):
         boxes = sampling.cutout_boxes(batch_size, self.size, height, width, generator)
         if applied is not None:
             boxes[~applied] = 0
-        index = torch.from_numpy(np.arange(batch_size))  # (NumPy's costs less than torch's)
+        index = torch.from_numpy(np.arange(batch_size, dtype=np.int64))  # (costs less than torch's)
         return MixParams(index=index, lam=1.0, boxes=boxes)
 
     def _mix_images(self, images: Tensor, params: MixParams, inplace: bool) -> Tensor:
