@@ -105,8 +105,9 @@ def beta(alpha: float, n: int, generator: torch.Generator | None) -> Tensor:
 
     torch's Beta sampler takes no generator, so the values are those of a NumPy generator seeded
     from ``generator``, ``np.random.default_rng(seed).beta(alpha, alpha, size=n)``; equal torch
-    seeds therefore still give equal λ. For 1e-100 <= alpha <= 1 a compiled loop computes the same
-    numbers, bit for bit, without building the NumPy generator (see :mod:`batchmix._loops`).
+    seeds therefore still give equal λ. For 1e-100 <= alpha <= 1, with NumPy 2.1 or later, a
+    compiled loop computes the same numbers, bit for bit, without building the NumPy generator
+    (see :mod:`batchmix._loops`).
     """
     seed = random_seed(generator)
     values = _fast.beta_draws(alpha, n, seed)
